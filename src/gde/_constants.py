@@ -1,0 +1,14 @@
+"""Registry keys shared by the model and data layers."""
+
+from scvi import REGISTRY_KEYS as SCVI_KEYS
+
+
+class _GDEKeys:
+    X_KEY = SCVI_KEYS.X_KEY
+    SET_KEY = "set"
+    BATCH_KEY = SCVI_KEYS.BATCH_KEY
+    CAT_COVS_KEY = SCVI_KEYS.CAT_COVS_KEY
+    CONT_COVS_KEY = SCVI_KEYS.CONT_COVS_KEY
+
+
+GDE_KEYS = _GDEKeys()

@@ -1,0 +1,17 @@
+"""Set sampling: sets of cells grouped by an obs column, split by set, sharded by rank."""
+
+from ._fields import SetObsField
+from ._loader import SetDataLoader, iter_cell_chunks
+from ._sampler import SetBatchSampler
+from ._splitter import SetDataSplitter, SetSplit, group_cells_by_set, split_sets
+
+__all__ = [
+    "SetBatchSampler",
+    "SetDataLoader",
+    "SetDataSplitter",
+    "SetObsField",
+    "SetSplit",
+    "group_cells_by_set",
+    "iter_cell_chunks",
+    "split_sets",
+]

@@ -1,0 +1,45 @@
+"""Summary statistics of registered data used to initialise models."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+
+def batch_log_fold_changes(
+    x, batch_codes: np.ndarray, n_batch: int, pseudocount: float = 0.1
+) -> np.ndarray:
+    """Log fold change of each gene's mean expression in each batch, against all batches.
+
+    Expression is counts per 10,000; each batch weighs equally in the reference.
+
+    Parameters
+    ----------
+    x
+        Cells × genes counts (dense or sparse).
+    batch_codes
+        Batch code of each cell, ``0..n_batch-1``.
+    n_batch
+        Number of batches.
+    pseudocount
+        Added to the means (in counts per 10,000) before taking logs.
+
+    Returns
+    -------
+    ``(n_batch, n_genes)`` log fold changes; zero for batches without cells.
+    """
+    batch_codes = np.asarray(batch_codes).ravel()
+    totals = np.asarray(x.sum(axis=1)).ravel()
+    scale = 1e4 / np.maximum(totals, 1.0)
+    member = sparse.csr_matrix(
+        (scale, (batch_codes, np.arange(len(batch_codes)))), shape=(n_batch, len(batch_codes))
+    )
+    sums = member @ x
+    sums = sums.toarray() if sparse.issparse(sums) else np.asarray(sums)
+    counts = np.bincount(batch_codes, minlength=n_batch)
+    present = counts > 0
+    means = sums[present] / counts[present, None]
+    reference = np.log(means + pseudocount).mean(axis=0)
+    out = np.zeros((n_batch, x.shape[1]))
+    out[present] = np.log(means + pseudocount) - reference
+    return out

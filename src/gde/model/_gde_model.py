@@ -1,0 +1,535 @@
+"""GDEModel: one embedding per set of cells, learned from raw counts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import rich.pretty  # noqa: F401  scvi-tools' view_anndata_setup uses rich.pretty unimported
+import torch
+from anndata import AnnData
+from scvi import settings
+from scvi.data import AnnDataManager
+from scvi.data._constants import _SCVI_UUID_KEY, _SETUP_ARGS_KEY
+from scvi.data.fields import (
+    CategoricalJointObsField,
+    CategoricalObsField,
+    LayerField,
+    NumericalJointObsField,
+)
+from scvi.model._utils import _init_library_size
+from scvi.model.base import BaseModelClass
+from scvi.train import TrainRunner
+
+from gde._constants import GDE_KEYS
+from gde.data import SetDataSplitter, SetObsField, iter_cell_chunks
+from gde.data._stats import batch_log_fold_changes
+from gde.data._validation import (
+    check_counts,
+    check_finite,
+    check_obs_columns,
+    check_set_column,
+    get_layer,
+)
+from gde.module import SetCVAE
+from gde.nn import COUNT_LIKELIHOODS
+
+from ._training_plan import GDETrainingPlan
+
+logger = logging.getLogger(__name__)
+
+Decoder = Literal["cvae"]
+
+
+def _default_max_epochs(n_steps_per_epoch: int, target_steps: int = 4000) -> int:
+    """Enough epochs for about ``target_steps`` optimiser steps, between 10 and 1000."""
+    return int(np.clip(np.ceil(target_steps / n_steps_per_epoch), 10, 1000))
+
+
+class GDEModel(BaseModelClass):
+    """Generative distribution embeddings of sets of cells.
+
+    Learns one vector per set of cells (a patient, a clone, a perturbation) such that a
+    conditional generator, given the vector, reproduces the set's distribution of cells.
+    The set encoder depends on a set only through its empirical distribution (mean
+    pooling), so sets of any size, including ones never seen in training, can be embedded.
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :meth:`setup_anndata`.
+    n_latent
+        Dimension of the set embedding.
+    decoder
+        Conditional generator. ``"cvae"``: a conditional VAE with a per-cell latent and a
+        count likelihood.
+    likelihood
+        Count likelihood of the decoder: ``"nb"`` (negative binomial), ``"zinb"``
+        (zero-inflated NB) or ``"poisson"``.
+    n_latent_cell
+        Dimension of the per-cell latent of the CVAE.
+    n_hidden, n_layers
+        Width and depth of the cell encoder and decoder.
+    n_set_hidden, n_set_blocks
+        Width and number of pooled residual blocks of the set encoder.
+    pooling
+        Pooling of the set encoder. ``"mean"`` (default) makes the embedding a function of
+        the set's distribution; ``"sum"`` and ``"max"`` exist for comparison.
+    dispersion
+        NB dispersion: ``"gene"``, ``"gene-batch"`` or ``"gene-cell"``.
+    encode_covariates
+        Also feed batch and covariates to the encoders (by default only the decoder sees
+        them, so the embedding has no reason to encode them).
+    dropout_rate
+        Dropout in the cell encoder.
+    **module_kwargs
+        Passed to :class:`gde.module.SetCVAE`.
+
+    Examples
+    --------
+    >>> adata = gde.datasets.simulate_sets(n_sets=24, n_cells_per_set=100)
+    >>> gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+    >>> model = gde.GDEModel(adata, n_latent=16)
+    >>> model.train(max_epochs=50)
+    >>> emb = model.get_distribution_embeddings()
+    """
+
+    _module_cls = SetCVAE
+    _data_splitter_cls = SetDataSplitter
+    _training_plan_cls = GDETrainingPlan
+    _train_runner_cls = TrainRunner
+
+    def __init__(
+        self,
+        adata: AnnData,
+        n_latent: int = 64,
+        decoder: Decoder = "cvae",
+        likelihood: Literal["nb", "zinb", "poisson"] = "nb",
+        n_latent_cell: int = 10,
+        n_hidden: int = 128,
+        n_layers: int = 1,
+        n_set_hidden: int = 128,
+        n_set_blocks: int = 2,
+        pooling: Literal["mean", "sum", "max"] = "mean",
+        dispersion: Literal["gene", "gene-batch", "gene-cell"] = "gene",
+        encode_covariates: bool = False,
+        dropout_rate: float = 0.1,
+        **module_kwargs,
+    ):
+        _check_not_a_copy(type(self), adata)
+        super().__init__(adata)
+        if decoder != "cvae":
+            raise ValueError(f"decoder must be 'cvae', got {decoder!r}.")
+        if likelihood not in COUNT_LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {COUNT_LIKELIHOODS}, got {likelihood!r}.")
+        self._check_data(adata, likelihood)
+
+        n_batch = self.summary_stats.n_batch
+        n_cats_per_cov = None
+        if GDE_KEYS.CAT_COVS_KEY in self.adata_manager.data_registry:
+            cat_state = self.adata_manager.get_state_registry(GDE_KEYS.CAT_COVS_KEY)
+            n_cats_per_cov = cat_state.n_cats_per_key
+        n_cont = self.summary_stats.get("n_extra_continuous_covs", 0)
+        library_log_means, library_log_vars = _init_library_size(self.adata_manager, n_batch)
+        batch_offset_init = None
+        if n_batch > 1:
+            batch_offset_init = batch_log_fold_changes(
+                self.adata_manager.get_from_registry(GDE_KEYS.X_KEY),
+                self.adata_manager.get_from_registry(GDE_KEYS.BATCH_KEY),
+                n_batch,
+            )
+        self.module = self._module_cls(
+            n_input=self.summary_stats.n_vars,
+            n_batch=n_batch,
+            n_latent=n_latent,
+            n_latent_cell=n_latent_cell,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            n_set_hidden=n_set_hidden,
+            n_set_blocks=n_set_blocks,
+            pooling=pooling,
+            likelihood=likelihood,
+            dispersion=dispersion,
+            n_continuous_cov=n_cont,
+            n_cats_per_cov=n_cats_per_cov,
+            encode_covariates=encode_covariates,
+            dropout_rate=dropout_rate,
+            library_log_means=library_log_means,
+            library_log_vars=library_log_vars,
+            batch_offset_init=batch_offset_init,
+            **module_kwargs,
+        )
+        self.train_sets_ = None
+        self.validation_sets_ = None
+        self.excluded_sets_ = None
+        self._model_summary_string = (
+            f"GDEModel: {self.summary_stats.n_set} sets, {self.summary_stats.n_vars} genes; "
+            f"set embedding n_latent={n_latent} ({pooling}-pooled encoder, {n_set_blocks} "
+            f"blocks); decoder={decoder!r} (likelihood={likelihood!r}, dispersion="
+            f"{dispersion!r}, n_latent_cell={n_latent_cell}); n_batch={n_batch}."
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    # ------------------------------------------------------------------ setup
+    @classmethod
+    def setup_anndata(
+        cls,
+        adata: AnnData,
+        set_key: str,
+        layer: str | None = None,
+        batch_key: str | None = None,
+        categorical_covariate_keys: list[str] | None = None,
+        continuous_covariate_keys: list[str] | None = None,
+        **kwargs,
+    ) -> None:
+        """Register an AnnData for :class:`GDEModel`.
+
+        Registration writes ``adata.uns['_scvi_uuid']``, ``adata.uns['_scvi_manager_uuid']``
+        and integer code columns ``adata.obs['_scvi_set']`` and ``adata.obs['_scvi_batch']``
+        (scvi-tools' convention); nothing else in ``adata`` changes.
+
+        Parameters
+        ----------
+        adata
+            Cells × genes, raw counts in ``layer`` (or ``adata.X``).
+        set_key
+            Column of ``adata.obs`` naming the set of each cell (patient, clone, ...).
+            Sets that a trained model never saw are accepted later, to be embedded.
+        layer
+            Layer holding the raw counts; ``None`` uses ``adata.X``.
+        batch_key
+            Column of ``adata.obs`` with the batch of each cell; the decoder conditions on
+            it so that the embedding need not encode batch effects.
+        categorical_covariate_keys
+            Other categorical covariates given to the decoder.
+        continuous_covariate_keys
+            Continuous covariates given to the decoder.
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+        """
+        check_set_column(adata, set_key)
+        check_finite(get_layer(adata, layer), layer)
+        check_obs_columns(adata, [batch_key] if batch_key else None, "batch_key")
+        check_obs_columns(adata, categorical_covariate_keys, "categorical covariate")
+        check_obs_columns(adata, continuous_covariate_keys, "continuous covariate")
+        setup_method_args = cls._get_setup_method_args(**locals())
+        anndata_fields = [
+            LayerField(GDE_KEYS.X_KEY, layer, is_count_data=False),
+            SetObsField(GDE_KEYS.SET_KEY, set_key),
+            CategoricalObsField(GDE_KEYS.BATCH_KEY, batch_key),
+            CategoricalJointObsField(GDE_KEYS.CAT_COVS_KEY, categorical_covariate_keys),
+            NumericalJointObsField(GDE_KEYS.CONT_COVS_KEY, continuous_covariate_keys),
+        ]
+        adata_manager = AnnDataManager(fields=anndata_fields, setup_method_args=setup_method_args)
+        adata_manager.register_fields(adata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    # ------------------------------------------------------------- validation
+    @property
+    def set_key(self) -> str:
+        """The ``adata.obs`` column naming sets."""
+        return self.adata_manager.get_state_registry(GDE_KEYS.SET_KEY).original_key
+
+    @property
+    def _layer(self) -> str | None:
+        return self.adata_manager.registry[_SETUP_ARGS_KEY].get("layer")
+
+    def _check_data(self, adata: AnnData, likelihood: str) -> None:
+        x = get_layer(adata, self._layer)
+        check_finite(x, self._layer)
+        check_counts(x, self._layer, likelihood)
+        totals = np.asarray(x.sum(axis=1)).ravel()
+        n_empty = int((totals <= 0).sum())
+        if n_empty:
+            raise ValueError(
+                f"{n_empty} cells have no counts at all. Remove them before setup, e.g. "
+                "`sc.pp.filter_cells(adata, min_counts=1)`."
+            )
+
+    def _check_genes(self, adata: AnnData) -> None:
+        trained = pd.Index(self.adata_manager.get_state_registry(GDE_KEYS.X_KEY).column_names)
+        given = adata.var_names
+        if given.equals(trained):
+            return
+        missing = trained.difference(given)
+        extra = given.difference(trained)
+        if len(missing) == 0 and len(extra) == 0:
+            raise ValueError(
+                "adata has the model's genes in a different order. Reorder them with "
+                "`adata = adata[:, model.adata.var_names].copy()`."
+            )
+        raise ValueError(
+            f"adata's genes differ from the {len(trained)} genes the model was trained on: "
+            f"{len(missing)} missing (e.g. {list(missing[:5])}), {len(extra)} unexpected "
+            f"(e.g. {list(extra[:5])}). Subset to the model's genes with "
+            "`adata[:, model.adata.var_names]` (all must be present)."
+        )
+
+    def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
+        """Check genes and values of a new AnnData, then register it like the training one."""
+        if adata is not None and adata is not self.adata:
+            self._check_genes(adata)
+            layer = self._layer
+            check_set_column(adata, self.set_key)
+            x = get_layer(adata, layer)
+            check_finite(x, layer)
+            check_counts(x, layer, self.module.likelihood)
+        return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+
+    # --------------------------------------------------------------- training
+    def train(
+        self,
+        max_epochs: int | None = None,
+        set_size: int = 128,
+        n_sets_per_batch: int = 16,
+        train_size: float = 0.9,
+        validation_size: float | None = None,
+        min_set_size: int = 10,
+        n_batches_per_epoch: int | None = None,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        early_stopping: bool = True,
+        early_stopping_patience: int | None = None,
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ) -> None:
+        """Train the set encoder and the decoder end to end.
+
+        Each minibatch holds ``n_sets_per_batch`` sets of ``set_size`` cells drawn from
+        the training cells of each set (with replacement from sets smaller than
+        ``set_size``). Sets, not cells, are split into training and validation.
+        The split and the draws are reproducible under ``scvi.settings.seed``.
+
+        Parameters
+        ----------
+        max_epochs
+            Number of epochs; one epoch draws about as many cells as the training sets
+            hold. By default, enough epochs for about 4,000 optimiser steps (10 to 1,000).
+        set_size
+            Cells drawn from each set in a minibatch.
+        n_sets_per_batch
+            Sets in a minibatch (at most the number of training sets).
+        train_size
+            Fraction of sets used for training.
+        validation_size
+            Fraction of sets used for validation; ``1 - train_size`` by default.
+        min_set_size
+            Sets with fewer cells are left out of training, with a warning naming them.
+        n_batches_per_epoch
+            Minibatches per epoch, to override the default.
+        accelerator, devices
+            As in :class:`lightning.pytorch.Trainer` (``"auto"`` picks a GPU if present).
+        early_stopping
+            Stop when the validation ELBO stops improving (needs validation sets).
+        early_stopping_patience
+            Epochs without improvement before stopping; by default about 300 steps' worth.
+        plan_kwargs
+            Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``n_steps_kl_warmup``, ...).
+        datasplitter_kwargs
+            Passed to :class:`gde.data.SetDataSplitter` (e.g. ``num_workers``).
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer`.
+        """
+        set_codes = self.adata_manager.get_from_registry(GDE_KEYS.SET_KEY).ravel()
+        set_names = np.asarray(
+            self.adata_manager.get_state_registry(GDE_KEYS.SET_KEY).categorical_mapping
+        ).astype(str)
+        splitter = self._data_splitter_cls(
+            self.adata_manager,
+            set_codes,
+            set_names,
+            train_size=train_size,
+            validation_size=validation_size,
+            min_set_size=min_set_size,
+            set_size=set_size,
+            n_sets_per_batch=n_sets_per_batch,
+            n_batches_per_epoch=n_batches_per_epoch,
+            seed=settings.seed or 0,
+            **(datasplitter_kwargs or {}),
+        )
+        n_train_sets = len(splitter.split.train)
+        if n_sets_per_batch > n_train_sets:
+            logger.info(
+                f"n_sets_per_batch={n_sets_per_batch} exceeds the {n_train_sets} training "
+                f"sets; using {n_train_sets}."
+            )
+            splitter.n_sets_per_batch = n_train_sets
+        steps = splitter.n_batches_per_epoch
+        if max_epochs is None:
+            max_epochs = _default_max_epochs(steps)
+        has_validation = len(splitter.split.validation) > 0
+        if early_stopping and not has_validation:
+            warnings.warn(
+                "No validation sets (too few sets or validation_size=0): early stopping is "
+                "off and training runs for max_epochs.",
+                UserWarning,
+                stacklevel=2,
+            )
+            early_stopping = False
+        if early_stopping_patience is None:
+            early_stopping_patience = int(np.clip(np.ceil(300 / steps), 5, 45))
+
+        plan_kwargs = dict(plan_kwargs or {})
+        if "n_steps_kl_warmup" not in plan_kwargs and "n_epochs_kl_warmup" not in plan_kwargs:
+            plan_kwargs["n_epochs_kl_warmup"] = None
+            plan_kwargs["n_steps_kl_warmup"] = int(min(1000, max(1, max_epochs * steps // 4)))
+        training_plan = self._training_plan_cls(self.module, **plan_kwargs)
+
+        trainer_kwargs.setdefault("early_stopping_monitor", "elbo_validation")
+        trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
+        trainer_kwargs.setdefault("use_distributed_sampler", False)
+        if has_validation:
+            trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        else:
+            trainer_kwargs.setdefault("limit_val_batches", 0)
+        runner = self._train_runner_cls(
+            self,
+            training_plan=training_plan,
+            data_splitter=splitter,
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            early_stopping=early_stopping,
+            **trainer_kwargs,
+        )
+        self.train_sets_ = splitter.train_sets
+        self.validation_sets_ = splitter.validation_sets
+        self.excluded_sets_ = splitter.excluded_sets
+        return runner()
+
+    # -------------------------------------------------------------- embedding
+    @torch.inference_mode()
+    def get_distribution_embeddings(
+        self,
+        adata: AnnData | None = None,
+        sets: Sequence[str] | None = None,
+        key_added: str = "X_gde",
+        batch_size: int = 8192,
+    ) -> pd.DataFrame:
+        """Embed every set (or the given ones) from all of its cells.
+
+        Cells are read in chunks of ``batch_size``, so a set of millions of cells embeds
+        in bounded memory; the result equals embedding the whole set at once. Sets the
+        model never saw are embedded without retraining.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the model's genes and a set column; the training data by default.
+        sets
+            Names of the sets to embed; all sets by default.
+        key_added
+            Where to write the results in ``adata`` (``None`` writes nothing).
+        batch_size
+            Cells per chunk.
+
+        Returns
+        -------
+        One row per set (index: set names as strings), one column per latent dimension.
+        Also written to ``adata.uns[key_added]`` (``"table"``: cells per set and
+        embedding; ``"params"``: the settings used) and ``adata.obsm[key_added]`` (each
+        cell carries its set's embedding; NaN for cells of sets not embedded).
+        """
+        self._check_if_trained(warn=True)
+        adata = self._validate_anndata(adata)
+        manager = self.get_anndata_manager(adata, required=True)
+        labels = pd.Categorical(adata.obs[self.set_key]).remove_unused_categories()
+        all_names = labels.categories.astype(str)
+        codes = np.asarray(labels.codes)
+        if sets is None:
+            chosen = np.arange(len(all_names))
+        else:
+            sets = [str(s) for s in np.atleast_1d(np.asarray(sets, dtype=object))]
+            unknown = [s for s in sets if s not in set(all_names)]
+            if unknown:
+                raise KeyError(
+                    f"{len(unknown)} requested set(s) not found in adata.obs['{self.set_key}']:"
+                    f" {unknown[:10]}."
+                )
+            chosen = all_names.get_indexer(pd.Index(sets).unique())
+        new_code = np.full(len(all_names), -1)
+        new_code[chosen] = np.arange(len(chosen))
+        cell_set = new_code[codes]
+        cells = np.flatnonzero(cell_set >= 0)
+        keys = [k for k in manager.data_registry if k != GDE_KEYS.SET_KEY]
+
+        def chunks():
+            for positions, tensors in iter_cell_chunks(manager, cells, batch_size, keys):
+                yield tensors, torch.as_tensor(cell_set[cells[positions]], dtype=torch.long)
+
+        self.module.eval()
+        z = self.module.embed_chunked(chunks, len(chosen)).cpu().numpy()
+        names = all_names[chosen]
+        columns = [f"gde_{i}" for i in range(z.shape[1])]
+        emb = pd.DataFrame(z, index=pd.Index(names, name=self.set_key), columns=columns)
+        if key_added is not None:
+            n_cells = np.bincount(cell_set[cells], minlength=len(chosen))
+            table = emb.copy()
+            table.insert(0, "n_cells", n_cells)
+            params = {
+                "set_key": self.set_key,
+                "layer": self._layer,
+                "model": type(self).__name__,
+                "n_latent": int(z.shape[1]),
+                "decoder": self.init_params_["non_kwargs"].get("decoder", "cvae"),
+                "likelihood": self.module.likelihood,
+            }
+            adata.uns[key_added] = {
+                "table": table,
+                "params": {k: v for k, v in params.items() if v is not None},
+            }
+            per_cell = np.full((adata.n_obs, z.shape[1]), np.nan, dtype=np.float32)
+            per_cell[cells] = z[cell_set[cells]]
+            adata.obsm[key_added] = per_cell
+        return emb
+
+    # ------------------------------------------------------------ persistence
+    def save(
+        self,
+        dir_path: str,
+        prefix: str | None = None,
+        overwrite: bool = False,
+        save_anndata: bool = False,
+        **kwargs,
+    ) -> None:
+        """Save the model (weights, settings, registry) to ``dir_path``.
+
+        Parameters
+        ----------
+        dir_path
+            Folder to write; it must not exist unless ``overwrite=True``.
+        prefix
+            Prefix of the file names.
+        overwrite
+            Replace an existing folder's model files.
+        save_anndata
+            Also write the AnnData.
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.save`.
+        """
+        if os.path.exists(dir_path) and not overwrite:
+            raise FileExistsError(
+                f"'{dir_path}' already exists; nothing was written. Pass `overwrite=True` to "
+                "replace it, or choose another folder."
+            )
+        super().save(
+            dir_path, prefix=prefix, overwrite=overwrite, save_anndata=save_anndata, **kwargs
+        )
+
+
+def _check_not_a_copy(cls, adata: AnnData) -> None:
+    """Raise if ``adata`` carries a setup record that belongs to another object."""
+    uuid = adata.uns.get(_SCVI_UUID_KEY) if adata is not None else None
+    manager = cls._setup_adata_manager_store.get(uuid) if uuid is not None else None
+    if manager is not None and manager.adata is not adata:
+        raise ValueError(
+            "This AnnData is a copy of one registered with GDEModel.setup_anndata (copies "
+            "keep the setup record but not the registration). Call "
+            "`GDEModel.setup_anndata(adata, set_key=...)` on this object first."
+        )

@@ -1,0 +1,149 @@
+"""Count likelihoods and the decoder that parameterises them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from scvi.distributions import NegativeBinomial, Poisson, ZeroInflatedNegativeBinomial
+from scvi.nn import FCLayers
+from torch import nn
+from torch.distributions import Distribution
+
+CountLikelihood = Literal["nb", "zinb", "poisson"]
+Dispersion = Literal["gene", "gene-batch", "gene-cell"]
+COUNT_LIKELIHOODS = ("nb", "zinb", "poisson")
+
+
+def count_distribution(
+    likelihood: CountLikelihood,
+    mu: torch.Tensor,
+    theta: torch.Tensor | None = None,
+    zi_logits: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+) -> Distribution:
+    """Build the count distribution named by ``likelihood`` (scvi-tools' classes)."""
+    if likelihood == "nb":
+        return NegativeBinomial(mu=mu, theta=theta, scale=scale)
+    elif likelihood == "zinb":
+        return ZeroInflatedNegativeBinomial(mu=mu, theta=theta, zi_logits=zi_logits, scale=scale)
+    elif likelihood == "poisson":
+        return Poisson(mu, scale=scale)
+    else:
+        raise ValueError(f"likelihood must be one of {COUNT_LIKELIHOODS}, got {likelihood!r}.")
+
+
+class CountDecoder(nn.Module):
+    """Map a per-cell latent vector to a count distribution with scVI's library size.
+
+    The mean is ``exp(library) * softmax(f(z, covariates))``; the inverse dispersion is
+    per gene, per gene and batch, or per gene and cell; a zero-inflation head exists only
+    for ``likelihood="zinb"``.
+
+    Parameters
+    ----------
+    n_input
+        Dimension of the decoder input.
+    n_output
+        Number of genes.
+    likelihood
+        ``"nb"``, ``"zinb"`` or ``"poisson"``.
+    dispersion
+        ``"gene"``, ``"gene-batch"`` or ``"gene-cell"``.
+    n_batch
+        Number of batches (for ``dispersion="gene-batch"`` and covariate injection).
+    n_cat_list
+        Categories of each categorical covariate injected into every layer, batch first.
+    n_cont
+        Number of continuous covariates injected into every layer.
+    n_layers, n_hidden
+        Size of the hidden network.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_output: int,
+        likelihood: CountLikelihood = "nb",
+        dispersion: Dispersion = "gene",
+        n_batch: int = 1,
+        n_cat_list: Sequence[int] | None = None,
+        n_cont: int = 0,
+        n_layers: int = 1,
+        n_hidden: int = 128,
+    ):
+        super().__init__()
+        if likelihood not in COUNT_LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {COUNT_LIKELIHOODS}, got {likelihood!r}.")
+        self.likelihood = likelihood
+        self.dispersion = dispersion
+        self.hidden = FCLayers(
+            n_in=n_input,
+            n_out=n_hidden,
+            n_cat_list=n_cat_list,
+            n_cont=n_cont,
+            n_layers=n_layers,
+            n_hidden=n_hidden,
+            dropout_rate=0.0,
+            inject_covariates=True,
+            use_batch_norm=False,
+            use_layer_norm=True,
+        )
+        self.scale = nn.Linear(n_hidden, n_output)
+        # per-batch log-fold change of each gene: batch effects need not pass through z
+        self.batch_offset = nn.Parameter(torch.zeros(n_batch, n_output)) if n_batch > 1 else None
+        self.zi_logits = nn.Linear(n_hidden, n_output) if likelihood == "zinb" else None
+        if likelihood == "poisson":
+            self.log_theta = None
+        elif dispersion == "gene":
+            self.log_theta = nn.Parameter(torch.randn(n_output))
+        elif dispersion == "gene-batch":
+            self.log_theta = nn.Parameter(torch.randn(n_output, n_batch))
+        elif dispersion == "gene-cell":
+            self.log_theta = nn.Linear(n_hidden, n_output)
+        else:
+            raise ValueError(
+                f"dispersion must be 'gene', 'gene-batch' or 'gene-cell', got {dispersion!r}."
+            )
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        library: torch.Tensor,
+        batch_index: torch.Tensor,
+        *cat_list: torch.Tensor,
+        cont: torch.Tensor | None = None,
+    ) -> Distribution:
+        """Count distribution of each cell.
+
+        Parameters
+        ----------
+        z
+            Decoder input, ``(n_cells, n_input)``.
+        library
+            Log library size, ``(n_cells, 1)``.
+        batch_index
+            Batch codes, ``(n_cells, 1)``.
+        *cat_list
+            Other categorical covariates, ``(n_cells, 1)`` each.
+        cont
+            Continuous covariates, ``(n_cells, n_cont)``.
+        """
+        px = self.hidden(z, batch_index, *cat_list, cont=cont)
+        logits = self.scale(px)
+        if self.batch_offset is not None:
+            logits = logits + self.batch_offset[batch_index.squeeze(-1).long()]
+        scale = torch.softmax(logits, dim=-1)
+        mu = torch.exp(library) * scale
+        theta = None
+        if self.log_theta is not None:
+            if self.dispersion == "gene":
+                theta = self.log_theta.exp()
+            elif self.dispersion == "gene-batch":
+                # (n_genes, n_batch) -> (n_cells, n_genes)
+                theta = self.log_theta.exp().T[batch_index.squeeze(-1).long()]
+            else:
+                theta = self.log_theta(px).exp()
+        zi = self.zi_logits(px) if self.zi_logits is not None else None
+        return count_distribution(self.likelihood, mu, theta=theta, zi_logits=zi, scale=scale)
