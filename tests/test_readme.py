@@ -26,7 +26,7 @@ def test_quickstart_runs_as_written(tmp_path, monkeypatch):
     assert len(code.strip().splitlines()) <= 10
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(code, "README-quickstart", "exec"), namespace)  # noqa: S102
+    exec(compile(code, "README-quickstart", "exec"), namespace)
     assert (tmp_path / "sets.png").exists()
     emb, truth = namespace["emb"], namespace["truth"]
     assert emb.shape == (40, 16)
