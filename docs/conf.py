@@ -40,7 +40,6 @@ nitpicky = False
 
 html_theme = "sphinx_book_theme"
 html_title = "gde"
-html_static_path = ["_static"]
 html_theme_options = {
     "repository_url": "https://github.com/gde-embeddings/gde",
     "use_repository_button": False,
