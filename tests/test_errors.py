@@ -49,14 +49,17 @@ def test_negative_values_with_count_likelihood(adata):
     adata.X.data[0] = -1.0
     gde.GDEModel.setup_anndata(adata, set_key="set")
     with pytest.raises(ValueError, match="negative values"):
-        _model(adata)
+        _model(adata, likelihood="nb")
 
 
 def test_non_integer_values_with_count_likelihood(adata):
     adata.X = sparse.csr_matrix(np.log1p(adata.X.toarray()))
     gde.GDEModel.setup_anndata(adata, set_key="set")
     with pytest.raises(ValueError, match="non-integer values"):
-        _model(adata)
+        _model(adata, likelihood="zinb")
+    with pytest.warns(UserWarning, match="modelling it as continuous"):
+        model = _model(adata)  # no likelihood given: continuous features
+    assert model.module.likelihood == "normal"
 
 
 def test_empty_cells(adata):
@@ -72,7 +75,7 @@ def test_unknown_decoder_and_likelihood(adata):
     gde.GDEModel.setup_anndata(adata, set_key="set")
     with pytest.raises(ValueError, match="decoder must be"):
         _model(adata, decoder="gan")
-    with pytest.raises(ValueError, match="likelihood must be one of"):
+    with pytest.raises(ValueError, match="likelihood must be"):
         _model(adata, likelihood="gaussian")
 
 

@@ -12,16 +12,30 @@ from scipy import sparse
 _CHUNK_ROWS = 8192
 
 
-def _data_location(layer: str | None) -> str:
+def data_location(layer: str | None = None, obsm_key: str | None = None) -> str:
+    """Human-readable location of the registered data."""
+    if obsm_key is not None:
+        return f"adata.obsm['{obsm_key}']"
     return "adata.X" if layer is None else f"adata.layers['{layer}']"
 
 
-def get_layer(adata: AnnData, layer: str | None):
-    """Return ``adata.X`` or ``adata.layers[layer]`` with a clear error if it is missing."""
+def get_data(adata: AnnData, layer: str | None = None, obsm_key: str | None = None):
+    """Return the registered data matrix, with a clear error if it is missing."""
+    if layer is not None and obsm_key is not None:
+        raise ValueError("Pass either `layer` or `obsm_key`, not both.")
+    if obsm_key is not None:
+        if obsm_key not in adata.obsm:
+            available = list(adata.obsm.keys())
+            raise KeyError(
+                f"obsm_key '{obsm_key}' not found in adata.obsm (available: "
+                f"{available or 'none'})."
+            )
+        x = adata.obsm[obsm_key]
+        return x.to_numpy() if isinstance(x, pd.DataFrame) else x
     if layer is None:
         if adata.X is None:
             raise ValueError(
-                "adata.X is empty. Pass `layer=` naming the layer that holds the counts."
+                "adata.X is empty. Pass `layer=` naming the layer that holds the data."
             )
         return adata.X
     if layer not in adata.layers:
@@ -49,34 +63,46 @@ def _iter_values(x) -> Iterator[np.ndarray]:
             yield np.asarray(chunk)
 
 
-def check_finite(x, layer: str | None) -> None:
-    """Raise if the matrix holds NaN or infinite values."""
+def is_count_matrix(x) -> bool:
+    """Whether every stored value is a non-negative integer."""
+    for values in _iter_values(x):
+        if values.size == 0 or values.dtype.kind in "ub":
+            continue
+        if values.min() < 0:
+            return False
+        if values.dtype.kind == "f" and not np.array_equal(values, np.round(values)):
+            return False
+    return True
+
+
+def check_finite(x, where: str) -> None:
+    """Raise if the matrix holds NaN or infinite values (``where`` names it)."""
     for values in _iter_values(x):
         if values.dtype.kind in "iub":
             return
         if not np.isfinite(values).all():
             n_bad = int((~np.isfinite(values)).sum())
             raise ValueError(
-                f"{_data_location(layer)} contains NaN or infinite values ({n_bad} in the first "
+                f"{where} contains NaN or infinite values ({n_bad} in the first "
                 "affected chunk). Remove or impute them before setup, e.g. "
                 "`adata = adata[np.isfinite(adata.X.sum(1)).A1]` for whole-cell failures."
             )
 
 
-def check_counts(x, layer: str | None, likelihood: str) -> None:
-    """Raise if the matrix is not made of non-negative integers."""
+def check_counts(x, where: str, likelihood: str) -> None:
+    """Raise if the matrix is not made of non-negative integers (``where`` names it)."""
     for values in _iter_values(x):
         if values.size == 0:
             continue
         if values.min() < 0:
             raise ValueError(
-                f"{_data_location(layer)} contains negative values, but likelihood="
+                f"{where} contains negative values, but likelihood="
                 f"'{likelihood}' models raw counts. Register the raw-count layer "
                 "(e.g. `layer='counts'`), not normalised or scaled data."
             )
         if values.dtype.kind == "f" and not np.array_equal(values, np.round(values)):
             raise ValueError(
-                f"{_data_location(layer)} contains non-integer values, but likelihood="
+                f"{where} contains non-integer values, but likelihood="
                 f"'{likelihood}' models raw counts. Register the raw-count layer "
                 "(e.g. `layer='counts'`); log-normalised data is not counts."
             )

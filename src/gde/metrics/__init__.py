@@ -1,5 +1,24 @@
-"""Metrics that compare set embeddings with ground truth."""
+"""Metrics: set-embedding geometry against ground truth, Gaussian W2, generated vs real."""
 
+from ._gaussian import (
+    bures_squared,
+    gaussian_w2,
+    gaussian_w2_matrix,
+    gaussian_w2_samples,
+    moment_error,
+)
+from ._generation import mean_variance_agreement, per_set_agreement
 from ._geometry import distance_spearman, pairwise_distances, same_label_auc
 
-__all__ = ["distance_spearman", "pairwise_distances", "same_label_auc"]
+__all__ = [
+    "bures_squared",
+    "distance_spearman",
+    "gaussian_w2",
+    "gaussian_w2_matrix",
+    "gaussian_w2_samples",
+    "mean_variance_agreement",
+    "moment_error",
+    "pairwise_distances",
+    "per_set_agreement",
+    "same_label_auc",
+]

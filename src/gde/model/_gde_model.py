@@ -21,6 +21,7 @@ from scvi.data.fields import (
     CategoricalObsField,
     LayerField,
     NumericalJointObsField,
+    ObsmField,
 )
 from scvi.model._utils import _init_library_size
 from scvi.model.base import BaseModelClass
@@ -28,22 +29,26 @@ from scvi.train import TrainRunner
 
 from gde._constants import GDE_KEYS
 from gde.data import SetDataSplitter, SetObsField, iter_cell_chunks
-from gde.data._stats import batch_log_fold_changes
+from gde.data._stats import batch_log_fold_changes, feature_moments
 from gde.data._validation import (
     check_counts,
     check_finite,
     check_obs_columns,
     check_set_column,
-    get_layer,
+    data_location,
+    get_data,
+    is_count_matrix,
 )
-from gde.module import SetCVAE
+from gde.module import SetCVAE, SetDDPM
 from gde.nn import COUNT_LIKELIHOODS
 
+from ._generation import GenerationMixin
 from ._training_plan import GDETrainingPlan
 
 logger = logging.getLogger(__name__)
 
-Decoder = Literal["cvae"]
+Decoder = Literal["cvae", "ddpm"]
+Likelihood = Literal["nb", "zinb", "poisson", "normal"]
 
 
 def _default_max_epochs(n_steps_per_epoch: int, target_steps: int = 4000) -> int:
@@ -51,13 +56,15 @@ def _default_max_epochs(n_steps_per_epoch: int, target_steps: int = 4000) -> int
     return int(np.clip(np.ceil(target_steps / n_steps_per_epoch), 10, 1000))
 
 
-class GDEModel(BaseModelClass):
+class GDEModel(GenerationMixin, BaseModelClass):
     """Generative distribution embeddings of sets of cells.
 
     Learns one vector per set of cells (a patient, a clone, a perturbation) such that a
     conditional generator, given the vector, reproduces the set's distribution of cells.
     The set encoder depends on a set only through its empirical distribution (mean
-    pooling), so sets of any size, including ones never seen in training, can be embedded.
+    pooling), so sets of any size, including ones never seen in training, can be embedded,
+    and new cells can be generated from any embedding (:meth:`sample`,
+    :meth:`interpolate`).
 
     Parameters
     ----------
@@ -66,13 +73,17 @@ class GDEModel(BaseModelClass):
     n_latent
         Dimension of the set embedding.
     decoder
-        Conditional generator. ``"cvae"``: a conditional VAE with a per-cell latent and a
-        count likelihood.
+        Conditional generator. ``"cvae"``: a conditional VAE with a per-cell latent.
+        ``"ddpm"``: a denoising diffusion model conditioned on the set embedding; on counts
+        it runs in the latent space of an autoencoder with a count decoder (latent
+        diffusion), on continuous features directly on them.
     likelihood
-        Count likelihood of the decoder: ``"nb"`` (negative binomial), ``"zinb"``
-        (zero-inflated NB) or ``"poisson"``.
+        ``"nb"`` (negative binomial), ``"zinb"`` or ``"poisson"`` for raw counts;
+        ``"normal"`` for continuous features (PCA coordinates, log-normalised values,
+        protein intensities). By default ``"nb"`` if the registered data are non-negative
+        integers, else ``"normal"``.
     n_latent_cell
-        Dimension of the per-cell latent of the CVAE.
+        Dimension of the per-cell latent (CVAE: 10; latent diffusion: 16).
     n_hidden, n_layers
         Width and depth of the cell encoder and decoder.
     n_set_hidden, n_set_blocks
@@ -88,7 +99,8 @@ class GDEModel(BaseModelClass):
     dropout_rate
         Dropout in the cell encoder.
     **module_kwargs
-        Passed to :class:`gde.module.SetCVAE`.
+        Passed to the module, :class:`gde.module.SetCVAE` or :class:`gde.module.SetDDPM`
+        (e.g. ``n_diffusion_steps``, ``cond_dropout``, ``set_kl_weight``).
 
     Examples
     --------
@@ -97,9 +109,9 @@ class GDEModel(BaseModelClass):
     >>> model = gde.GDEModel(adata, n_latent=16)
     >>> model.train(max_epochs=50)
     >>> emb = model.get_distribution_embeddings()
+    >>> cells = model.sample(sets=["set_00", "set_05"], n_cells=200)
     """
 
-    _module_cls = SetCVAE
     _data_splitter_cls = SetDataSplitter
     _training_plan_cls = GDETrainingPlan
     _train_runner_cls = TrainRunner
@@ -109,8 +121,8 @@ class GDEModel(BaseModelClass):
         adata: AnnData,
         n_latent: int = 64,
         decoder: Decoder = "cvae",
-        likelihood: Literal["nb", "zinb", "poisson"] = "nb",
-        n_latent_cell: int = 10,
+        likelihood: Likelihood | None = None,
+        n_latent_cell: int | None = None,
         n_hidden: int = 128,
         n_layers: int = 1,
         n_set_hidden: int = 128,
@@ -123,11 +135,10 @@ class GDEModel(BaseModelClass):
     ):
         _check_not_a_copy(type(self), adata)
         super().__init__(adata)
-        if decoder != "cvae":
-            raise ValueError(f"decoder must be 'cvae', got {decoder!r}.")
-        if likelihood not in COUNT_LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {COUNT_LIKELIHOODS}, got {likelihood!r}.")
-        self._check_data(adata, likelihood)
+        if decoder not in ("cvae", "ddpm"):
+            raise ValueError(f"decoder must be 'cvae' or 'ddpm', got {decoder!r}.")
+        likelihood = self._check_data(adata, likelihood, decoder)
+        is_counts = likelihood in COUNT_LIKELIHOODS
 
         n_batch = self.summary_stats.n_batch
         n_cats_per_cov = None
@@ -135,43 +146,58 @@ class GDEModel(BaseModelClass):
             cat_state = self.adata_manager.get_state_registry(GDE_KEYS.CAT_COVS_KEY)
             n_cats_per_cov = cat_state.n_cats_per_key
         n_cont = self.summary_stats.get("n_extra_continuous_covs", 0)
-        library_log_means, library_log_vars = _init_library_size(self.adata_manager, n_batch)
-        batch_offset_init = None
-        if n_batch > 1:
-            batch_offset_init = batch_log_fold_changes(
-                self.adata_manager.get_from_registry(GDE_KEYS.X_KEY),
-                self.adata_manager.get_from_registry(GDE_KEYS.BATCH_KEY),
-                n_batch,
+        x = self.adata_manager.get_from_registry(GDE_KEYS.X_KEY)
+        batch_codes = self.adata_manager.get_from_registry(GDE_KEYS.BATCH_KEY)
+        stats = {}
+        if is_counts:
+            means, log_vars = _init_library_size(self.adata_manager, n_batch)
+            stats = {"library_log_means": means, "library_log_vars": log_vars}
+            if n_batch > 1:
+                stats["batch_offset_init"] = batch_log_fold_changes(x, batch_codes, n_batch)
+        else:
+            mean, std, shift = feature_moments(x, batch_codes, n_batch)
+            stats = {"feature_mean": mean, "feature_std": std, "batch_shift": shift}
+        common = {
+            "n_input": x.shape[1],
+            "n_batch": n_batch,
+            "n_latent": n_latent,
+            "n_hidden": n_hidden,
+            "n_layers": n_layers,
+            "n_set_hidden": n_set_hidden,
+            "n_set_blocks": n_set_blocks,
+            "pooling": pooling,
+            "dispersion": dispersion,
+            "n_continuous_cov": n_cont,
+            "n_cats_per_cov": n_cats_per_cov,
+            "encode_covariates": encode_covariates,
+            "dropout_rate": dropout_rate,
+        }
+        if decoder == "cvae":
+            self.module = SetCVAE(
+                likelihood=likelihood,
+                n_latent_cell=n_latent_cell or 10,
+                **common,
+                **stats,
+                **module_kwargs,
             )
-        self.module = self._module_cls(
-            n_input=self.summary_stats.n_vars,
-            n_batch=n_batch,
-            n_latent=n_latent,
-            n_latent_cell=n_latent_cell,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            n_set_hidden=n_set_hidden,
-            n_set_blocks=n_set_blocks,
-            pooling=pooling,
-            likelihood=likelihood,
-            dispersion=dispersion,
-            n_continuous_cov=n_cont,
-            n_cats_per_cov=n_cats_per_cov,
-            encode_covariates=encode_covariates,
-            dropout_rate=dropout_rate,
-            library_log_means=library_log_means,
-            library_log_vars=library_log_vars,
-            batch_offset_init=batch_offset_init,
-            **module_kwargs,
-        )
+        else:
+            self.module = SetDDPM(
+                likelihood=likelihood if is_counts else None,
+                n_latent_cell=n_latent_cell or 16,
+                **common,
+                **stats,
+                **module_kwargs,
+            )
         self.train_sets_ = None
         self.validation_sets_ = None
         self.excluded_sets_ = None
+        what = "latent diffusion, " if decoder == "ddpm" and is_counts else ""
         self._model_summary_string = (
-            f"GDEModel: {self.summary_stats.n_set} sets, {self.summary_stats.n_vars} genes; "
-            f"set embedding n_latent={n_latent} ({pooling}-pooled encoder, {n_set_blocks} "
-            f"blocks); decoder={decoder!r} (likelihood={likelihood!r}, dispersion="
-            f"{dispersion!r}, n_latent_cell={n_latent_cell}); n_batch={n_batch}."
+            f"GDEModel: {self.summary_stats.n_set} sets, {x.shape[1]} "
+            f"{'genes' if is_counts else 'features'} ({'counts' if is_counts else 'continuous'}"
+            f" in {self._where}); set embedding n_latent={n_latent} ({pooling}-pooled encoder, "
+            f"{n_set_blocks} blocks); decoder={decoder!r} ({what}likelihood={likelihood!r}); "
+            f"n_batch={n_batch}."
         )
         self.init_params_ = self._get_init_params(locals())
 
@@ -185,6 +211,7 @@ class GDEModel(BaseModelClass):
         batch_key: str | None = None,
         categorical_covariate_keys: list[str] | None = None,
         continuous_covariate_keys: list[str] | None = None,
+        obsm_key: str | None = None,
         **kwargs,
     ) -> None:
         """Register an AnnData for :class:`GDEModel`.
@@ -196,12 +223,13 @@ class GDEModel(BaseModelClass):
         Parameters
         ----------
         adata
-            Cells × genes, raw counts in ``layer`` (or ``adata.X``).
+            Cells × genes (raw counts or continuous values), or cells with continuous
+            features in ``adata.obsm[obsm_key]``.
         set_key
             Column of ``adata.obs`` naming the set of each cell (patient, clone, ...).
             Sets that a trained model never saw are accepted later, to be embedded.
         layer
-            Layer holding the raw counts; ``None`` uses ``adata.X``.
+            Layer holding the data; ``None`` uses ``adata.X``.
         batch_key
             Column of ``adata.obs`` with the batch of each cell; the decoder conditions on
             it so that the embedding need not encode batch effects.
@@ -209,17 +237,26 @@ class GDEModel(BaseModelClass):
             Other categorical covariates given to the decoder.
         continuous_covariate_keys
             Continuous covariates given to the decoder.
+        obsm_key
+            Model the continuous features in ``adata.obsm[obsm_key]`` (e.g. ``"X_pca"``)
+            instead of a layer.
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
         check_set_column(adata, set_key)
-        check_finite(get_layer(adata, layer), layer)
+        x = get_data(adata, layer=layer, obsm_key=obsm_key)
+        check_finite(x, data_location(layer, obsm_key))
         check_obs_columns(adata, [batch_key] if batch_key else None, "batch_key")
         check_obs_columns(adata, categorical_covariate_keys, "categorical covariate")
         check_obs_columns(adata, continuous_covariate_keys, "continuous covariate")
         setup_method_args = cls._get_setup_method_args(**locals())
+        data_field = (
+            ObsmField(GDE_KEYS.X_KEY, obsm_key)
+            if obsm_key is not None
+            else LayerField(GDE_KEYS.X_KEY, layer, is_count_data=False)
+        )
         anndata_fields = [
-            LayerField(GDE_KEYS.X_KEY, layer, is_count_data=False),
+            data_field,
             SetObsField(GDE_KEYS.SET_KEY, set_key),
             CategoricalObsField(GDE_KEYS.BATCH_KEY, batch_key),
             CategoricalJointObsField(GDE_KEYS.CAT_COVS_KEY, categorical_covariate_keys),
@@ -236,22 +273,84 @@ class GDEModel(BaseModelClass):
         return self.adata_manager.get_state_registry(GDE_KEYS.SET_KEY).original_key
 
     @property
-    def _layer(self) -> str | None:
-        return self.adata_manager.registry[_SETUP_ARGS_KEY].get("layer")
+    def _setup_args(self) -> dict:
+        return self.adata_manager.registry[_SETUP_ARGS_KEY]
 
-    def _check_data(self, adata: AnnData, likelihood: str) -> None:
-        x = get_layer(adata, self._layer)
-        check_finite(x, self._layer)
-        check_counts(x, self._layer, likelihood)
-        totals = np.asarray(x.sum(axis=1)).ravel()
-        n_empty = int((totals <= 0).sum())
-        if n_empty:
+    @property
+    def _where(self) -> str:
+        args = self._setup_args
+        return data_location(args.get("layer"), args.get("obsm_key"))
+
+    def _data(self, adata: AnnData):
+        args = self._setup_args
+        return get_data(adata, layer=args.get("layer"), obsm_key=args.get("obsm_key"))
+
+    @property
+    def feature_names(self) -> pd.Index:
+        """Names of the modelled features (genes, or columns of the obsm matrix)."""
+        names = self.adata_manager.get_state_registry(GDE_KEYS.X_KEY).column_names
+        obsm_key = self._setup_args.get("obsm_key")
+        if obsm_key is not None and np.issubdtype(np.asarray(names).dtype, np.integer):
+            return pd.Index([f"{obsm_key}_{i}" for i in names])
+        return pd.Index(np.asarray(names).astype(str))
+
+    def _check_data(self, adata: AnnData, likelihood: str | None, decoder: str) -> str:
+        """Check the registered values against the likelihood; return the likelihood."""
+        x = self._data(adata)
+        where = self._where
+        check_finite(x, where)
+        is_counts = is_count_matrix(x)
+        if likelihood is None:
+            likelihood = "nb" if is_counts else "normal"
+            if not is_counts and self._setup_args.get("obsm_key") is None:
+                warnings.warn(
+                    f"{where} is not raw counts (it has negative or non-integer values): "
+                    "modelling it as continuous features (likelihood='normal'). Pass "
+                    "likelihood='normal' to silence this, or register the raw-count layer "
+                    "(e.g. layer='counts') for a count model.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        if likelihood in COUNT_LIKELIHOODS:
+            check_counts(x, where, likelihood)
+            totals = np.asarray(x.sum(axis=1)).ravel()
+            n_empty = int((totals <= 0).sum())
+            if n_empty:
+                raise ValueError(
+                    f"{n_empty} cells have no counts at all. Remove them before setup, e.g. "
+                    "`sc.pp.filter_cells(adata, min_counts=1)`."
+                )
+        elif likelihood == "normal":
+            if is_counts:
+                model = (
+                    "a diffusion model on the raw values" if decoder == "ddpm" else "a Gaussian"
+                )
+                raise ValueError(
+                    f"{where} holds raw counts, but likelihood='normal' would fit {model} and "
+                    "generate non-integer 'counts'. Use a count likelihood (likelihood='nb'"
+                    + (
+                        "; decoder='ddpm' then diffuses in a latent space with a count decoder"
+                        if decoder == "ddpm"
+                        else ""
+                    )
+                    + "), or register continuous features: a log-normalised layer, or "
+                    "`obsm_key='X_pca'`."
+                )
+        else:
             raise ValueError(
-                f"{n_empty} cells have no counts at all. Remove them before setup, e.g. "
-                "`sc.pp.filter_cells(adata, min_counts=1)`."
+                f"likelihood must be 'nb', 'zinb', 'poisson' or 'normal', got {likelihood!r}."
             )
+        return likelihood
 
-    def _check_genes(self, adata: AnnData) -> None:
+    def _check_features(self, adata: AnnData) -> None:
+        if self._setup_args.get("obsm_key") is not None:
+            n_model = len(self.feature_names)
+            n_given = self._data(adata).shape[1]
+            if n_given != n_model:
+                raise ValueError(
+                    f"{self._where} has {n_given} columns; the model was trained on {n_model}."
+                )
+            return
         trained = pd.Index(self.adata_manager.get_state_registry(GDE_KEYS.X_KEY).column_names)
         given = adata.var_names
         if given.equals(trained):
@@ -271,14 +370,14 @@ class GDEModel(BaseModelClass):
         )
 
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
-        """Check genes and values of a new AnnData, then register it like the training one."""
+        """Check features and values of a new AnnData, then register it like the training one."""
         if adata is not None and adata is not self.adata:
-            self._check_genes(adata)
-            layer = self._layer
+            self._check_features(adata)
             check_set_column(adata, self.set_key)
-            x = get_layer(adata, layer)
-            check_finite(x, layer)
-            check_counts(x, layer, self.module.likelihood)
+            x = self._data(adata)
+            check_finite(x, self._where)
+            if self.module.data_kind == "counts":
+                check_counts(x, self._where, self.module.likelihood)
         return super()._validate_anndata(adata, copy_if_view=copy_if_view)
 
     # --------------------------------------------------------------- training
@@ -328,9 +427,12 @@ class GDEModel(BaseModelClass):
         early_stopping
             Stop when the validation ELBO stops improving (needs validation sets).
         early_stopping_patience
-            Epochs without improvement before stopping; by default about 300 steps' worth.
+            Epochs without improvement before stopping; by default about 300 steps' worth
+            (1,000 for the diffusion decoder, whose validation loss is noisier).
         plan_kwargs
-            Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``n_steps_kl_warmup``, ...).
+            Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``eps``,
+            ``n_steps_kl_warmup``, ...). The diffusion decoder defaults to Adam
+            ``eps=1e-8`` (scvi-tools' default of 0.01 slows diffusion training).
         datasplitter_kwargs
             Passed to :class:`gde.data.SetDataSplitter` (e.g. ``num_workers``).
         **trainer_kwargs
@@ -373,12 +475,17 @@ class GDEModel(BaseModelClass):
             )
             early_stopping = False
         if early_stopping_patience is None:
-            early_stopping_patience = int(np.clip(np.ceil(300 / steps), 5, 45))
+            # the diffusion loss is noisy (random timesteps): wait longer before stopping
+            patience_steps = 1000 if isinstance(self.module, SetDDPM) else 300
+            early_stopping_patience = int(np.clip(np.ceil(patience_steps / steps), 5, 45))
 
         plan_kwargs = dict(plan_kwargs or {})
         if "n_steps_kl_warmup" not in plan_kwargs and "n_epochs_kl_warmup" not in plan_kwargs:
             plan_kwargs["n_epochs_kl_warmup"] = None
             plan_kwargs["n_steps_kl_warmup"] = int(min(1000, max(1, max_epochs * steps // 4)))
+        eps = getattr(self.module, "default_adam_eps", None)
+        if eps is not None:
+            plan_kwargs.setdefault("eps", eps)
         training_plan = self._training_plan_cls(self.module, **plan_kwargs)
 
         trainer_kwargs.setdefault("early_stopping_monitor", "elbo_validation")
@@ -474,11 +581,12 @@ class GDEModel(BaseModelClass):
             table.insert(0, "n_cells", n_cells)
             params = {
                 "set_key": self.set_key,
-                "layer": self._layer,
+                "layer": self._setup_args.get("layer"),
+                "obsm_key": self._setup_args.get("obsm_key"),
                 "model": type(self).__name__,
                 "n_latent": int(z.shape[1]),
                 "decoder": self.init_params_["non_kwargs"].get("decoder", "cvae"),
-                "likelihood": self.module.likelihood,
+                "likelihood": self.module.likelihood or "normal",
             }
             adata.uns[key_added] = {
                 "table": table,

@@ -7,7 +7,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from gde.data._validation import check_set_column, get_layer
+from gde.data._validation import check_set_column, get_data
 
 
 def pseudobulk_embedding(
@@ -51,7 +51,7 @@ def pseudobulk_embedding(
     check_set_column(adata, set_key)
     if copy:
         adata = adata.copy()
-    x = get_layer(adata, layer)
+    x = get_data(adata, layer=layer)
     labels = pd.Categorical(adata.obs[set_key]).remove_unused_categories()
     codes = np.asarray(labels.codes)
     n_sets = len(labels.categories)

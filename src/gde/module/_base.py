@@ -1,0 +1,366 @@
+"""What every set module shares: the set encoder, input transforms, chunked embedding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from scvi.module.base import BaseModuleClass, auto_move_data
+from torch.distributions import Normal
+
+from gde._constants import GDE_KEYS
+from gde.nn import CountDecoder, SetEncoder, one_hot_covariates
+from gde.nn._pooling import Pooling
+
+DataKind = Literal["counts", "continuous"]
+InputTransform = Literal["log1p_cp10k", "log1p"]
+ChunkIter = Callable[[], Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]]
+
+
+class SetModuleBase(BaseModuleClass):
+    """Base of gde's modules: a set encoder over transformed cells, and covariate plumbing.
+
+    Counts enter the encoders as ``log1p`` of counts per 10,000, after dividing out the
+    decoder's per-batch gene fold changes (:meth:`count_batch_offset`). Continuous
+    features are standardised with the training means and standard deviations and, with
+    several batches, centred per batch.
+
+    Parameters
+    ----------
+    n_input
+        Number of features (genes).
+    n_batch
+        Number of batches (1 if none).
+    n_latent
+        Dimension of the set embedding.
+    data_kind
+        ``"counts"`` or ``"continuous"``.
+    n_set_hidden, n_set_blocks, pooling
+        Size, depth and pooling of the set encoder (see :class:`gde.nn.SetEncoder`).
+    n_continuous_cov
+        Number of continuous covariates.
+    n_cats_per_cov
+        Number of categories of each extra categorical covariate.
+    encode_covariates
+        Also give batch and covariates to the encoders.
+    set_kl_weight
+        If positive, the set embedding is a Gaussian posterior with a standard-normal
+        prior, its KL weighted by this factor (shared by the set's cells); the embedding
+        reported is the posterior mean. ``0``: a point embedding.
+    input_transform
+        For counts: ``"log1p_cp10k"`` or ``"log1p"``.
+    correct_encoder_input
+        Remove per-batch effects from the encoder input (see above).
+    feature_mean, feature_std
+        For continuous data: per-feature mean and standard deviation, ``(n_input,)``.
+    batch_shift
+        For continuous data: per-batch mean of the standardised features,
+        ``(n_batch, n_input)``.
+    library_log_means, library_log_vars
+        For counts: per-batch mean and variance of the log library size, ``(n_batch,)``,
+        used to draw library sizes when generating cells.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_batch: int = 1,
+        n_latent: int = 64,
+        data_kind: DataKind = "counts",
+        n_set_hidden: int = 128,
+        n_set_blocks: int = 2,
+        pooling: Pooling = "mean",
+        n_continuous_cov: int = 0,
+        n_cats_per_cov: Sequence[int] | None = None,
+        encode_covariates: bool = False,
+        set_kl_weight: float = 0.0,
+        input_transform: InputTransform = "log1p_cp10k",
+        correct_encoder_input: bool = True,
+        feature_mean: np.ndarray | None = None,
+        feature_std: np.ndarray | None = None,
+        batch_shift: np.ndarray | None = None,
+        library_log_means: np.ndarray | None = None,
+        library_log_vars: np.ndarray | None = None,
+    ):
+        super().__init__()
+        if data_kind not in ("counts", "continuous"):
+            raise ValueError(f"data_kind must be 'counts' or 'continuous', got {data_kind!r}.")
+        if input_transform not in ("log1p_cp10k", "log1p"):
+            raise ValueError(
+                f"input_transform must be 'log1p_cp10k' or 'log1p', got {input_transform!r}."
+            )
+        self.n_input = n_input
+        self.n_batch = n_batch
+        self.n_latent = n_latent
+        self.data_kind = data_kind
+        self.input_transform = input_transform
+        self.encode_covariates = encode_covariates
+        self.correct_encoder_input = correct_encoder_input
+        self.n_continuous_cov = n_continuous_cov
+        self.set_kl_weight = set_kl_weight
+        self.variational_set = set_kl_weight > 0
+        self.cat_list = [n_batch, *(n_cats_per_cov or [])]
+        self.encoder_cats = self.cat_list if encode_covariates else []
+        self.encoder_cont = n_continuous_cov if encode_covariates else 0
+        self.set_encoder = SetEncoder(
+            n_input,
+            2 * n_latent if self.variational_set else n_latent,
+            n_hidden=n_set_hidden,
+            n_blocks=n_set_blocks,
+            pooling=pooling,
+            n_cat_list=self.encoder_cats,
+            n_cont=self.encoder_cont,
+        )
+        mean = np.zeros(n_input) if feature_mean is None else feature_mean
+        std = np.ones(n_input) if feature_std is None else feature_std
+        shift = np.zeros((n_batch, n_input)) if batch_shift is None else batch_shift
+        self.register_buffer("feature_mean", torch.as_tensor(mean).float().reshape(-1))
+        self.register_buffer("feature_std", torch.as_tensor(std).float().reshape(-1))
+        self.register_buffer("batch_shift", torch.as_tensor(shift).float())
+        lib_means = np.zeros(n_batch) if library_log_means is None else library_log_means
+        lib_vars = np.ones(n_batch) if library_log_vars is None else library_log_vars
+        self.register_buffer("library_log_means", torch.as_tensor(lib_means).float().reshape(-1))
+        self.register_buffer("library_log_vars", torch.as_tensor(lib_vars).float().reshape(-1))
+
+    # ------------------------------------------------------------ transforms
+
+    def make_count_decoder(
+        self,
+        n_in: int,
+        likelihood: str,
+        dispersion: str,
+        n_layers: int,
+        n_hidden: int,
+        batch_offset_init: np.ndarray | None = None,
+    ) -> CountDecoder:
+        """Count decoder from ``n_in`` inputs to the genes.
+
+        A :class:`gde.nn.CountDecoder` conditioned on batch and covariates, with its
+        per-batch gene offsets set to ``batch_offset_init``.
+        """
+        decoder = CountDecoder(
+            n_in,
+            self.n_input,
+            likelihood=likelihood,
+            dispersion=dispersion,
+            n_batch=self.n_batch,
+            n_cat_list=self.cat_list,
+            n_cont=self.n_continuous_cov,
+            n_layers=n_layers,
+            n_hidden=n_hidden,
+        )
+        if batch_offset_init is not None and decoder.batch_offset is not None:
+            with torch.no_grad():
+                decoder.batch_offset.copy_(torch.as_tensor(batch_offset_init))
+        return decoder
+
+    def count_batch_offset(self) -> torch.Tensor | None:
+        """Per-batch gene log fold changes of the count decoder, if it has them."""
+        return None
+
+    def transform(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+        """Data to encoder input (see the class description)."""
+        b = batch_index.squeeze(-1).long()
+        if self.data_kind == "continuous":
+            z = (x - self.feature_mean) / self.feature_std
+            if self.correct_encoder_input and self.n_batch > 1:
+                z = z - self.batch_shift[b]
+            return z
+        offset = self.count_batch_offset()
+        if offset is not None and self.correct_encoder_input:
+            x = x * torch.exp(-offset.detach())[b]
+        if self.input_transform == "log1p_cp10k":
+            library = x.sum(-1, keepdim=True).clamp_min(1e-8)
+            return torch.log1p(x / library * 1e4)
+        return torch.log1p(x)
+
+    def to_data_scale(self, h: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`transform` for continuous data."""
+        if self.correct_encoder_input and self.n_batch > 1:
+            h = h + self.batch_shift[batch_index.squeeze(-1).long()]
+        return h * self.feature_std + self.feature_mean
+
+    # ------------------------------------------------------------ covariates
+    @staticmethod
+    def _split_cats(
+        batch_index: torch.Tensor, cat_covs: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        # (..., k) -> k tensors of shape (..., 1)
+        cats = [batch_index]
+        if cat_covs is not None:
+            cats += list(torch.split(cat_covs, 1, dim=-1))
+        return [c.long() for c in cats]
+
+    def _encoder_covariates(
+        self, cats: list[torch.Tensor], cont_covs: torch.Tensor | None
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        if not self.encode_covariates:
+            return [], None
+        return cats, cont_covs if self.n_continuous_cov else None
+
+    def covariate_vector(
+        self, cats: Sequence[torch.Tensor], cont: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """One-hot categorical and raw continuous covariates, ``(n, k)``, or ``None``."""
+        parts = one_hot_covariates(cats, self.cat_list)
+        if self.n_continuous_cov and cont is not None:
+            parts.append(cont)
+        return torch.cat(parts, dim=-1) if parts else None
+
+    @property
+    def n_covariate_features(self) -> int:
+        """Width of :meth:`covariate_vector`."""
+        return sum(n for n in self.cat_list if n > 1) + self.n_continuous_cov
+
+    # -------------------------------------------------------------- encoding
+    def encode_sets(
+        self,
+        x_in: torch.Tensor,
+        cats: list[torch.Tensor],
+        cont: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, Normal | None]:
+        """Set embeddings ``(n_sets, n_latent)`` from transformed cells, and ``q(z_set)``."""
+        cats, cont = self._encoder_covariates(cats, cont)
+        out = self.set_encoder(x_in, cats, cont)
+        if not self.variational_set:
+            return out, None
+        mean, log_var = out.split(self.n_latent, dim=-1)
+        q_set = Normal(mean, torch.exp(0.5 * log_var.clamp(-12, 8)))
+        return (q_set.rsample() if self.training else mean), q_set
+
+    def set_kl(self, q_set: Normal | None, set_size: int) -> torch.Tensor:
+        """KL of the set posterior per cell (the set's KL divided by its size)."""
+        if q_set is None:
+            return torch.zeros(())
+        kl = torch.distributions.kl_divergence(q_set, Normal(0.0, 1.0)).sum(-1)
+        return self.set_kl_weight * kl.mean() / set_size
+
+    @auto_move_data
+    def embed(
+        self,
+        x: torch.Tensor,
+        batch_index: torch.Tensor,
+        cat_covs: torch.Tensor | None = None,
+        cont_covs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Embed sets given as ``(n_sets, set_size, n_input)`` data."""
+        cats, cont = self._encoder_covariates(self._split_cats(batch_index, cat_covs), cont_covs)
+        out = self.set_encoder(self.transform(x, batch_index), cats, cont)
+        return out[..., : self.n_latent]
+
+    @torch.no_grad()
+    def embed_chunked(self, chunks: ChunkIter, n_sets: int) -> torch.Tensor:
+        """Embed sets of any size from chunks of cells, in bounded memory.
+
+        Parameters
+        ----------
+        chunks
+            Called once per pass over the data; yields ``(tensors, set_index)`` with
+            registry tensors of shape ``(n, ...)`` and ``set_index`` of shape ``(n,)``.
+        n_sets
+            Number of sets.
+        """
+        device = self.device
+
+        def encoder_chunks():
+            for tensors, set_index in chunks():
+                x = tensors[GDE_KEYS.X_KEY].to(device)
+                batch_index = tensors[GDE_KEYS.BATCH_KEY].to(device)
+                cats = self._split_cats(
+                    batch_index, _maybe_to(tensors.get(GDE_KEYS.CAT_COVS_KEY), device)
+                )
+                cats, cont = self._encoder_covariates(
+                    cats, _maybe_to(tensors.get(GDE_KEYS.CONT_COVS_KEY), device)
+                )
+                yield self.transform(x, batch_index), set_index.to(device), cats, cont
+
+        return self.set_encoder.forward_chunked(encoder_chunks, n_sets)[..., : self.n_latent]
+
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor], **kwargs) -> dict:
+        return {
+            "x": tensors[GDE_KEYS.X_KEY],
+            "batch_index": tensors[GDE_KEYS.BATCH_KEY],
+            "cat_covs": tensors.get(GDE_KEYS.CAT_COVS_KEY),
+            "cont_covs": tensors.get(GDE_KEYS.CONT_COVS_KEY),
+        }
+
+    def _prepare(
+        self,
+        x: torch.Tensor,
+        batch_index: torch.Tensor,
+        cat_covs: torch.Tensor | None,
+        cont_covs: torch.Tensor | None,
+    ) -> dict:
+        """Encode sets and flatten per-cell tensors: the first half of ``inference``."""
+        if x.dim() != 3:
+            raise ValueError(
+                f"{type(self).__name__} expects data shaped (n_sets, set_size, n_features), "
+                f"got {tuple(x.shape)}."
+            )
+        n_sets, set_size, n_features = x.shape
+        x_in = self.transform(x, batch_index)
+        cats = self._split_cats(batch_index, cat_covs)
+        z_set, q_set = self.encode_sets(x_in, cats, cont_covs)
+        # (n_sets, n_latent) -> (n_sets * set_size, n_latent)
+        z_cells = z_set.unsqueeze(1).expand(n_sets, set_size, -1).reshape(-1, self.n_latent)
+        return {
+            "z_set": z_set,
+            "q_set": q_set,
+            "z_cells": z_cells,
+            # (n_sets, set_size, n_features) -> (n_sets * set_size, n_features)
+            "x_in": x_in.reshape(-1, n_features),
+            "cats": [c.reshape(-1, 1) for c in cats],
+            "cont": cont_covs.reshape(n_sets * set_size, -1) if self.n_continuous_cov else None,
+            "set_size": set_size,
+        }
+
+    def _flat_covariates(
+        self,
+        n: int,
+        batch_index: torch.Tensor,
+        cat_covs: torch.Tensor | None,
+        cont_covs: torch.Tensor | None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        # (..., 1) -> (n_cells, 1) per covariate
+        cats = [c.reshape(n, 1) for c in self._split_cats(batch_index, cat_covs)]
+        cont = cont_covs.reshape(n, -1) if self.n_continuous_cov else None
+        return cats, cont
+
+    def _generation_inputs(
+        self,
+        z_set: torch.Tensor,
+        n_cells: int,
+        batch_index: torch.Tensor | None,
+        cat_covs: torch.Tensor | None,
+        cont_covs: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """Per-cell set embeddings and covariates for generating ``n_cells`` per set."""
+        device = self.device
+        z_set = z_set.to(device)
+        n = z_set.shape[0] * n_cells
+        if batch_index is None:
+            batch_index = torch.zeros(n, 1, dtype=torch.long, device=device)
+        batch_index = batch_index.to(device).reshape(n, 1)
+        if cat_covs is None and len(self.cat_list) > 1:
+            cat_covs = torch.zeros(n, len(self.cat_list) - 1, dtype=torch.long, device=device)
+        if cont_covs is None and self.n_continuous_cov:
+            cont_covs = torch.zeros(n, self.n_continuous_cov, device=device)
+        cats, cont = self._flat_covariates(
+            n, batch_index, _maybe_to(cat_covs, device), _maybe_to(cont_covs, device)
+        )
+        # (n_sets, n_latent) -> (n_sets * n_cells, n_latent)
+        z_cells = z_set.repeat_interleave(n_cells, dim=0)
+        return z_cells, batch_index, cats, cont
+
+    def draw_library(self, batch_index: torch.Tensor) -> torch.Tensor:
+        """Log library sizes ``(n, 1)`` from each batch's log-normal library distribution."""
+        b = batch_index.squeeze(-1).long()
+        mean = self.library_log_means[b]
+        std = self.library_log_vars[b].sqrt()
+        return Normal(mean, std).sample().reshape(-1, 1)
+
+
+def _maybe_to(t: torch.Tensor | None, device) -> torch.Tensor | None:
+    return None if t is None else t.to(device)

@@ -1,0 +1,67 @@
+"""Gaussian decoder for continuous features."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from scvi.nn import FCLayers
+from torch import nn
+from torch.distributions import Normal
+
+
+class NormalDecoder(nn.Module):
+    """Map a per-cell latent vector to a Gaussian over continuous features.
+
+    The mean and the log standard deviation are MLP heads on the latent and covariates,
+    so the noise level can differ between sets and cells.
+
+    Parameters
+    ----------
+    n_input
+        Dimension of the decoder input.
+    n_output
+        Number of features.
+    n_cat_list
+        Categories of each categorical covariate injected into every layer, batch first.
+    n_cont
+        Number of continuous covariates injected into every layer.
+    n_layers, n_hidden
+        Size of the hidden network.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_output: int,
+        n_cat_list: Sequence[int] | None = None,
+        n_cont: int = 0,
+        n_layers: int = 1,
+        n_hidden: int = 128,
+    ):
+        super().__init__()
+        self.hidden = FCLayers(
+            n_in=n_input,
+            n_out=n_hidden,
+            n_cat_list=n_cat_list,
+            n_cont=n_cont,
+            n_layers=n_layers,
+            n_hidden=n_hidden,
+            dropout_rate=0.0,
+            inject_covariates=True,
+            use_batch_norm=False,
+            use_layer_norm=True,
+        )
+        self.mean = nn.Linear(n_hidden, n_output)
+        self.log_scale = nn.Linear(n_hidden, n_output)
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        batch_index: torch.Tensor,
+        *cat_list: torch.Tensor,
+        cont: torch.Tensor | None = None,
+    ) -> Normal:
+        """Gaussian of each cell's features, ``(n_cells, n_output)``."""
+        h = self.hidden(z, batch_index, *cat_list, cont=cont)
+        return Normal(self.mean(h), self.log_scale(h).clamp(-9.0, 5.0).exp())
