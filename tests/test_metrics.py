@@ -121,3 +121,39 @@ def test_gaussian_sets_ground_truth():
     np.testing.assert_array_equal(again.X, adata.X)
     with pytest.raises(ValueError):
         gde.datasets.gaussian_sets(held_out_fraction=1.0)
+
+
+def test_energy_distance_closed_form_in_one_dimension():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(5)
+    mu = 1.5
+    x, y = rng.standard_normal(4000), mu + rng.standard_normal(4000)
+
+    def mean_abs(m, s):  # E|N(m, s²)|
+        return s * np.sqrt(2 / np.pi) * np.exp(-(m**2) / (2 * s**2)) + m * (
+            1 - 2 * norm.cdf(-m / s)
+        )
+
+    exact = 2 * mean_abs(mu, np.sqrt(2)) - 2 * mean_abs(0, np.sqrt(2))
+    assert gde.metrics.energy_distance(x, y) == pytest.approx(exact, rel=0.05)
+    assert gde.metrics.energy_distance(x, x) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_mmd_closed_form_for_gaussians():
+    rng = np.random.default_rng(6)
+    d, h, delta = 2, 1.0, np.array([2.0, 0.0])
+    x = rng.standard_normal((3000, d))
+    y = delta + rng.standard_normal((3000, d))
+
+    def mean_kernel(shift):  # E k(X, Y) for X - Y ~ N(shift, 2 I), Gaussian kernel h
+        s2 = h**2 + 2
+        return (h**2 / s2) ** (d / 2) * np.exp(-(shift @ shift) / (2 * s2))
+
+    exact = 2 * mean_kernel(np.zeros(d)) - 2 * mean_kernel(delta)
+    assert gde.metrics.mmd(x, y, bandwidth=h) == pytest.approx(exact, rel=0.1)
+    same = gde.metrics.mmd(x[:1500], x[1500:], bandwidth=h)
+    assert abs(same) < 0.01
+    assert gde.metrics.mmd(x, y, squared=False) > 0
+    with pytest.raises(ValueError, match="two points"):
+        gde.metrics.mmd(x[:1], y)

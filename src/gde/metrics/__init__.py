@@ -9,14 +9,17 @@ from ._gaussian import (
 )
 from ._generation import mean_variance_agreement, per_set_agreement
 from ._geometry import distance_spearman, pairwise_distances, same_label_auc
+from ._samples import energy_distance, mmd
 
 __all__ = [
     "bures_squared",
     "distance_spearman",
+    "energy_distance",
     "gaussian_w2",
     "gaussian_w2_matrix",
     "gaussian_w2_samples",
     "mean_variance_agreement",
+    "mmd",
     "moment_error",
     "pairwise_distances",
     "per_set_agreement",
