@@ -157,3 +157,28 @@ def test_mmd_closed_form_for_gaussians():
     assert gde.metrics.mmd(x, y, squared=False) > 0
     with pytest.raises(ValueError, match="two points"):
         gde.metrics.mmd(x[:1], y)
+
+
+def test_gmm_sets_ground_truth():
+    adata = gde.datasets.gmm_sets(n_sets=10, n_samples_per_set=6000, n_dims=3, seed=1)
+    info = adata.uns["gmm_sets"]
+    assert adata.shape == (60_000, 3)
+    assert info["weights"].shape == (10, 3) and np.allclose(info["weights"].sum(1), 1)
+    assert info["means"].shape == (10, 3, 3) and info["covs"].shape == (10, 3, 3, 3)
+    assert (info["sets"]["split"] == "held_out").sum() == 2
+    # each set's samples follow its mixture: component frequencies, means and covariances
+    s = 4
+    cells = adata[(adata.obs["set"] == "m4").to_numpy()]
+    comp = cells.obs["component"].to_numpy()
+    np.testing.assert_allclose(
+        np.bincount(comp, minlength=3) / len(comp), info["weights"][s], atol=0.03
+    )
+    for c in range(3):
+        x = cells.X[comp == c]
+        if len(x) > 500:
+            np.testing.assert_allclose(x.mean(0), info["means"][s, c], atol=0.03)
+            assert bures_squared(np.cov(x, rowvar=False), info["covs"][s, c]) < 1e-3
+    again = gde.datasets.gmm_sets(n_sets=10, n_samples_per_set=6000, n_dims=3, seed=1)
+    np.testing.assert_array_equal(again.X, adata.X)
+    with pytest.raises(ValueError, match="n_components"):
+        gde.datasets.gmm_sets(n_components=0)

@@ -12,6 +12,60 @@ from scipy.stats import wishart
 from gde.metrics import gaussian_w2_matrix
 
 
+def _draw_covariances(
+    rng: np.random.Generator,
+    n: int,
+    n_dims: int,
+    cov_prior: str,
+    cov_df: int | None,
+    cov_scale: float,
+) -> np.ndarray:
+    """``n`` covariance matrices with mean ``cov_scale * I`` from an (inverse) Wishart."""
+    if cov_prior == "wishart":
+        df = n_dims + 2 if cov_df is None else cov_df
+        covs = wishart(df=df, scale=np.eye(n_dims) * cov_scale / df).rvs(size=n, random_state=rng)
+    elif cov_prior == "inverse_wishart":
+        df = 10 * max(n_dims - 1, 1) if cov_df is None else cov_df
+        if df <= n_dims + 1:
+            raise ValueError("An inverse Wishart prior needs cov_df > n_dims + 1.")
+        scale = np.eye(n_dims) / (cov_scale * (df - n_dims - 1))
+        precisions = wishart(df=df, scale=scale).rvs(size=n, random_state=rng)
+        covs = np.linalg.inv(np.asarray(precisions).reshape(n, n_dims, n_dims))
+    else:
+        raise ValueError(f"cov_prior must be 'wishart' or 'inverse_wishart', got {cov_prior!r}.")
+    return np.asarray(covs).reshape(n, n_dims, n_dims)
+
+
+def _split(rng: np.random.Generator, n_sets: int, held_out_fraction: float) -> np.ndarray:
+    held = np.zeros(n_sets, dtype=bool)
+    held[rng.permutation(n_sets)[: round(held_out_fraction * n_sets)]] = True
+    return np.where(held, "held_out", "train")
+
+
+def _samples_adata(x: np.ndarray, names: np.ndarray, split: np.ndarray) -> ad.AnnData:
+    """AnnData of ``x`` ``(n_sets, n_per_set, d)`` with ``obs['set']`` and ``obs['split']``."""
+    n_sets, n_per, n_dims = x.shape
+    obs = pd.DataFrame(
+        {
+            "set": pd.Categorical(np.repeat(names, n_per), categories=names),
+            "split": pd.Categorical(np.repeat(split, n_per), categories=["train", "held_out"]),
+        },
+        index=[f"s{i}" for i in range(n_sets * n_per)],
+    )
+    return ad.AnnData(
+        x.reshape(-1, n_dims).astype(np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=[f"dim_{j}" for j in range(n_dims)]),
+    )
+
+
+def _check_common(n_sets: int, n_samples_per_set: int, n_dims: int, held_out_fraction: float):
+    if n_sets < 1 or n_samples_per_set < 2 or n_dims < 1:
+        raise ValueError("Need n_sets >= 1, n_samples_per_set >= 2 and n_dims >= 1.")
+    if not 0.0 <= held_out_fraction < 1.0:
+        raise ValueError("held_out_fraction must be in [0, 1).")
+
+
 def gaussian_sets(
     n_sets: int = 200,
     n_samples_per_set: int = 500,
@@ -62,49 +116,17 @@ def gaussian_sets(
     ``'sets'`` (split per set), ``'means'`` ``(n_sets, d)``, ``'covs'`` ``(n_sets, d, d)``,
     ``'w2'`` (set × set true W2, data units; for up to 2,000 sets) and ``'params'``.
     """
-    if n_sets < 1 or n_samples_per_set < 2 or n_dims < 1:
-        raise ValueError("Need n_sets >= 1, n_samples_per_set >= 2 and n_dims >= 1.")
-    if not 0.0 <= held_out_fraction < 1.0:
-        raise ValueError("held_out_fraction must be in [0, 1).")
+    _check_common(n_sets, n_samples_per_set, n_dims, held_out_fraction)
     params = dict(locals())
     rng = np.random.default_rng(seed)
-    if cov_prior not in ("wishart", "inverse_wishart"):
-        raise ValueError(f"cov_prior must be 'wishart' or 'inverse_wishart', got {cov_prior!r}.")
     means = rng.uniform(mean_low, mean_high, (n_sets, n_dims))
-    if cov_prior == "wishart":
-        df = n_dims + 2 if cov_df is None else cov_df
-        covs = wishart(df=df, scale=np.eye(n_dims) * cov_scale / df).rvs(
-            size=n_sets, random_state=rng
-        )
-    else:
-        df = 10 * max(n_dims - 1, 1) if cov_df is None else cov_df
-        if df <= n_dims + 1:
-            raise ValueError("An inverse Wishart prior needs cov_df > n_dims + 1.")
-        scale = np.eye(n_dims) / (cov_scale * (df - n_dims - 1))
-        precisions = wishart(df=df, scale=scale).rvs(size=n_sets, random_state=rng)
-        covs = np.linalg.inv(precisions.reshape(n_sets, n_dims, n_dims))
-    covs = np.asarray(covs).reshape(n_sets, n_dims, n_dims)
+    covs = _draw_covariances(rng, n_sets, n_dims, cov_prior, cov_df, cov_scale)
     chol = np.linalg.cholesky(covs)
     z = rng.standard_normal((n_sets, n_samples_per_set, n_dims))
     x = means[:, None, :] + np.einsum("sij,snj->sni", chol, z)
     names = np.array([f"g{i:0{len(str(n_sets - 1))}d}" for i in range(n_sets)])
-    held = np.zeros(n_sets, dtype=bool)
-    held[rng.permutation(n_sets)[: round(held_out_fraction * n_sets)]] = True
-    split = np.where(held, "held_out", "train")
-    obs = pd.DataFrame(
-        {
-            "set": pd.Categorical(np.repeat(names, n_samples_per_set), categories=names),
-            "split": pd.Categorical(
-                np.repeat(split, n_samples_per_set), categories=["train", "held_out"]
-            ),
-        },
-        index=[f"s{i}" for i in range(n_sets * n_samples_per_set)],
-    )
-    adata = ad.AnnData(
-        x.reshape(-1, n_dims).astype(np.float32),
-        obs=obs,
-        var=pd.DataFrame(index=[f"dim_{j}" for j in range(n_dims)]),
-    )
+    split = _split(rng, n_sets, held_out_fraction)
+    adata = _samples_adata(x, names, split)
     info = {
         "sets": pd.DataFrame({"split": split}, index=pd.Index(names, name="set")),
         "means": means,
@@ -114,4 +136,83 @@ def gaussian_sets(
     if n_sets <= 2000:
         info["w2"] = pd.DataFrame(gaussian_w2_matrix(means, covs), index=names, columns=names)
     adata.uns["gaussian_sets"] = info
+    return adata
+
+
+def gmm_sets(
+    n_sets: int = 200,
+    n_samples_per_set: int = 500,
+    n_dims: int = 2,
+    n_components: int = 3,
+    mean_low: float = 0.0,
+    mean_high: float = 1.0,
+    cov_scale: float = 1 / 34,
+    cov_df: int | None = 40,
+    cov_prior: Literal["wishart", "inverse_wishart"] = "inverse_wishart",
+    dirichlet_alpha: float = 1.0,
+    held_out_fraction: float = 0.2,
+    seed: int = 0,
+) -> ad.AnnData:
+    """Sets of samples, each set drawn from its own random Gaussian mixture.
+
+    Each set has ``n_components`` components with weights from a symmetric Dirichlet,
+    means uniform in ``[mean_low, mean_high]^d`` and covariances from the prior of
+    :func:`gaussian_sets` (by default the GDE paper's: inverse Wishart, mean
+    ``cov_scale * I``).
+
+    Parameters
+    ----------
+    n_sets
+        Number of mixtures (sets).
+    n_samples_per_set
+        Samples per set.
+    n_dims
+        Dimension ``d``.
+    n_components
+        Components per mixture ``K``.
+    mean_low, mean_high
+        Range of the uniform prior on each mean coordinate.
+    cov_scale, cov_df, cov_prior
+        Covariance prior, as in :func:`gaussian_sets`.
+    dirichlet_alpha
+        Concentration of the Dirichlet prior on the weights (1: uniform on the simplex).
+    held_out_fraction
+        Fraction of sets marked ``"held_out"`` in ``obs['split']``.
+    seed
+        Random seed.
+
+    Returns
+    -------
+    AnnData with the samples in ``X`` (dense float32); ``obs['set']``, ``obs['split']``
+    and ``obs['component']`` (the component each sample came from);
+    ``uns['gmm_sets']`` with ``'sets'`` (split per set), ``'weights'``
+    ``(n_sets, K)``, ``'means'`` ``(n_sets, K, d)``, ``'covs'`` ``(n_sets, K, d, d)``
+    and ``'params'``.
+    """
+    _check_common(n_sets, n_samples_per_set, n_dims, held_out_fraction)
+    if n_components < 1 or dirichlet_alpha <= 0:
+        raise ValueError("Need n_components >= 1 and dirichlet_alpha > 0.")
+    params = dict(locals())
+    rng = np.random.default_rng(seed)
+    k = n_components
+    weights = rng.dirichlet(np.full(k, dirichlet_alpha), size=n_sets)
+    means = rng.uniform(mean_low, mean_high, (n_sets, k, n_dims))
+    covs = _draw_covariances(rng, n_sets * k, n_dims, cov_prior, cov_df, cov_scale)
+    covs = covs.reshape(n_sets, k, n_dims, n_dims)
+    chol = np.linalg.cholesky(covs)
+    comp = np.stack([rng.choice(k, n_samples_per_set, p=w) for w in weights])
+    z = rng.standard_normal((n_sets, n_samples_per_set, n_dims))
+    rows = np.arange(n_sets)[:, None]
+    x = means[rows, comp] + np.einsum("snij,snj->sni", chol[rows, comp], z)
+    names = np.array([f"m{i:0{len(str(n_sets - 1))}d}" for i in range(n_sets)])
+    split = _split(rng, n_sets, held_out_fraction)
+    adata = _samples_adata(x, names, split)
+    adata.obs["component"] = comp.ravel()
+    adata.uns["gmm_sets"] = {
+        "sets": pd.DataFrame({"split": split}, index=pd.Index(names, name="set")),
+        "weights": weights,
+        "means": means,
+        "covs": covs,
+        "params": params,
+    }
     return adata
