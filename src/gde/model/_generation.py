@@ -45,7 +45,12 @@ class GenerationMixin:
     def _set_context(self, adata: AnnData, names: Sequence[str]) -> list[dict]:
         """Batch, covariates and library sizes of the cells of each named set."""
         manager = self.get_anndata_manager(adata, required=True)
-        labels = adata.obs[self.set_key].astype(str).to_numpy()
+        # cell positions of each named set, in one pass over the labels
+        groups = (
+            pd.Series(np.arange(adata.n_obs))
+            .groupby(adata.obs[self.set_key].astype(str).to_numpy())
+            .indices
+        )
         batch = manager.get_from_registry(GDE_KEYS.BATCH_KEY).ravel()
         cat = (
             manager.get_from_registry(GDE_KEYS.CAT_COVS_KEY)
@@ -57,20 +62,19 @@ class GenerationMixin:
             if GDE_KEYS.CONT_COVS_KEY in manager.data_registry
             else None
         )
-        totals = None
-        if self.module.data_kind == "counts":
-            totals = np.asarray(self._data(adata).sum(axis=1)).ravel()
+        data = self._data(adata) if self.module.data_kind == "counts" else None
         out = []
         for name in names:
-            cells = np.flatnonzero(labels == name)
+            cells = groups[name]
             ctx = {"batch": int(np.bincount(batch[cells]).argmax())}
             if cat is not None:
                 codes = np.asarray(cat)[cells]
                 ctx["cat"] = np.array([np.bincount(c).argmax() for c in codes.T.astype(int)])
             if cont is not None:
                 ctx["cont"] = np.asarray(cont, dtype=np.float32)[cells].mean(0)
-            if totals is not None:
-                ctx["log_library"] = np.log(np.maximum(totals[cells], 1.0))
+            if data is not None:  # library sizes of this set's cells only
+                totals = np.asarray(data[cells].sum(axis=1)).ravel()
+                ctx["log_library"] = np.log(np.maximum(totals, 1.0))
             out.append(ctx)
         return out
 

@@ -16,6 +16,31 @@ Dispersion = Literal["gene", "gene-batch", "gene-cell"]
 COUNT_LIKELIHOODS = ("nb", "zinb", "poisson")
 
 
+def decoder_body(
+    n_input: int,
+    n_hidden: int,
+    n_cat_list: Sequence[int] | None,
+    n_cont: int,
+    n_layers: int,
+) -> FCLayers:
+    """Hidden layers shared by gde's decoders: scvi-tools' ``FCLayers`` with LayerNorm.
+
+    Batch and covariates are injected into every layer; no dropout, no BatchNorm.
+    """
+    return FCLayers(
+        n_in=n_input,
+        n_out=n_hidden,
+        n_cat_list=n_cat_list,
+        n_cont=n_cont,
+        n_layers=n_layers,
+        n_hidden=n_hidden,
+        dropout_rate=0.0,
+        inject_covariates=True,
+        use_batch_norm=False,
+        use_layer_norm=True,
+    )
+
+
 def count_distribution(
     likelihood: CountLikelihood,
     mu: torch.Tensor,
@@ -78,18 +103,7 @@ class CountDecoder(nn.Module):
             raise ValueError(f"likelihood must be one of {COUNT_LIKELIHOODS}, got {likelihood!r}.")
         self.likelihood = likelihood
         self.dispersion = dispersion
-        self.hidden = FCLayers(
-            n_in=n_input,
-            n_out=n_hidden,
-            n_cat_list=n_cat_list,
-            n_cont=n_cont,
-            n_layers=n_layers,
-            n_hidden=n_hidden,
-            dropout_rate=0.0,
-            inject_covariates=True,
-            use_batch_norm=False,
-            use_layer_norm=True,
-        )
+        self.hidden = decoder_body(n_input, n_hidden, n_cat_list, n_cont, n_layers)
         self.scale = nn.Linear(n_hidden, n_output)
         # per-batch log-fold change of each gene: batch effects need not pass through z
         self.batch_offset = nn.Parameter(torch.zeros(n_batch, n_output)) if n_batch > 1 else None

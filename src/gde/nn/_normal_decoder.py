@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from scvi.nn import FCLayers
 from torch import nn
 from torch.distributions import Normal
+
+from ._count_decoder import decoder_body
 
 
 class NormalDecoder(nn.Module):
@@ -40,18 +41,7 @@ class NormalDecoder(nn.Module):
         n_hidden: int = 128,
     ):
         super().__init__()
-        self.hidden = FCLayers(
-            n_in=n_input,
-            n_out=n_hidden,
-            n_cat_list=n_cat_list,
-            n_cont=n_cont,
-            n_layers=n_layers,
-            n_hidden=n_hidden,
-            dropout_rate=0.0,
-            inject_covariates=True,
-            use_batch_norm=False,
-            use_layer_norm=True,
-        )
+        self.hidden = decoder_body(n_input, n_hidden, n_cat_list, n_cont, n_layers)
         self.mean = nn.Linear(n_hidden, n_output)
         self.log_scale = nn.Linear(n_hidden, n_output)
 
