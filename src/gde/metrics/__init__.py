@@ -1,4 +1,4 @@
-"""Metrics: set-embedding geometry against ground truth, Gaussian W2, generated vs real."""
+"""Metrics: set-embedding geometry against ground truth, W2 and OT, generated vs real."""
 
 from ._gaussian import (
     bures_squared,
@@ -9,19 +9,24 @@ from ._gaussian import (
 )
 from ._generation import mean_variance_agreement, per_set_agreement
 from ._geometry import distance_spearman, pairwise_distances, same_label_auc
-from ._samples import energy_distance, mmd
+from ._gmm import fit_gmm, gmm_w2_samples, gmm_w2_squared
+from ._samples import energy_distance, mmd, sinkhorn_divergence
 
 __all__ = [
     "bures_squared",
     "distance_spearman",
     "energy_distance",
+    "fit_gmm",
     "gaussian_w2",
     "gaussian_w2_matrix",
     "gaussian_w2_samples",
+    "gmm_w2_samples",
+    "gmm_w2_squared",
     "mean_variance_agreement",
     "mmd",
     "moment_error",
     "pairwise_distances",
     "per_set_agreement",
     "same_label_auc",
+    "sinkhorn_divergence",
 ]

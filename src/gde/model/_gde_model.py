@@ -98,6 +98,20 @@ class GDEModel(GenerationMixin, BaseModelClass):
         them, so the embedding has no reason to encode them).
     dropout_rate
         Dropout in the cell encoder.
+    w2_weight
+        Weight of the W2-matching term: at each step, latent L2 distances between random
+        pairs of the minibatch's sets are pulled towards the sets' 2-Wasserstein distance
+        (in data units for continuous features, in ``log1p`` expression for counts), so
+        that latent distances are calibrated to W2. ``0`` (default) trains on the
+        generative loss alone. See :meth:`gde.module.SetModuleBase.w2_matching`.
+    w2_pairs
+        Pairs of sets compared per step by the W2-matching term.
+    w2_solver
+        OT solver of the W2-matching term: ``"exact"`` (network simplex), ``"sinkhorn"``
+        (debiased Sinkhorn divergence) or ``"auto"`` (exact up to 256 cells per set).
+    set_encoder
+        ``"deepsets"`` (default): the learned, mean-pooled set encoder. ``"kme"``: a fixed
+        kernel mean embedding with random Fourier features, a baseline for comparison.
     **module_kwargs
         Passed to the module, :class:`gde.module.SetCVAE` or :class:`gde.module.SetDDPM`
         (e.g. ``n_diffusion_steps``, ``cond_dropout``, ``set_kl_weight``).
@@ -131,6 +145,10 @@ class GDEModel(GenerationMixin, BaseModelClass):
         dispersion: Literal["gene", "gene-batch", "gene-cell"] = "gene",
         encode_covariates: bool = False,
         dropout_rate: float = 0.1,
+        w2_weight: float = 0.0,
+        w2_pairs: int = 48,
+        w2_solver: Literal["auto", "exact", "sinkhorn"] = "auto",
+        set_encoder: Literal["deepsets", "kme"] = "deepsets",
         **module_kwargs,
     ):
         _check_not_a_copy(type(self), adata)
@@ -171,6 +189,10 @@ class GDEModel(GenerationMixin, BaseModelClass):
             "n_cats_per_cov": n_cats_per_cov,
             "encode_covariates": encode_covariates,
             "dropout_rate": dropout_rate,
+            "w2_weight": w2_weight,
+            "w2_pairs": w2_pairs,
+            "w2_solver": w2_solver,
+            "set_encoder": set_encoder,
         }
         if decoder == "cvae":
             self.module = SetCVAE(
@@ -191,12 +213,19 @@ class GDEModel(GenerationMixin, BaseModelClass):
         self.train_sets_ = None
         self.validation_sets_ = None
         self.excluded_sets_ = None
+        enc_desc = (
+            "fixed kernel mean embedding)"
+            if set_encoder == "kme"
+            else f"{pooling}-pooled encoder, {n_set_blocks} blocks)"
+        )
+        if w2_weight:
+            enc_desc += f", W2-matching weight {w2_weight}"
         what = "latent diffusion, " if decoder == "ddpm" and is_counts else ""
         self._model_summary_string = (
             f"GDEModel: {self.summary_stats.n_set} sets, {x.shape[1]} "
             f"{'genes' if is_counts else 'features'} ({'counts' if is_counts else 'continuous'}"
-            f" in {self._where}); set embedding n_latent={n_latent} ({pooling}-pooled encoder, "
-            f"{n_set_blocks} blocks); decoder={decoder!r} ({what}likelihood={likelihood!r}); "
+            f" in {self._where}); set embedding n_latent={n_latent} ({enc_desc}; "
+            f"decoder={decoder!r} ({what}likelihood={likelihood!r}); "
             f"n_batch={n_batch}."
         )
         self.init_params_ = self._get_init_params(locals())

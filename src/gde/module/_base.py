@@ -11,11 +11,13 @@ from scvi.module.base import BaseModuleClass, auto_move_data
 from torch.distributions import Normal
 
 from gde._constants import GDE_KEYS
-from gde.nn import CountDecoder, SetEncoder, one_hot_covariates
+from gde.nn import CountDecoder, KernelMeanEncoder, SetEncoder, one_hot_covariates
+from gde.nn._ot import OTSolver, batch_w2_squared
 from gde.nn._pooling import Pooling
 
 DataKind = Literal["counts", "continuous"]
 InputTransform = Literal["log1p_cp10k", "log1p"]
+SetEncoderKind = Literal["deepsets", "kme"]
 ChunkIter = Callable[[], Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]]
 
 
@@ -61,6 +63,18 @@ class SetModuleBase(BaseModuleClass):
     library_log_means, library_log_vars
         For counts: per-batch mean and variance of the log library size, ``(n_batch,)``,
         used to draw library sizes when generating cells.
+    set_encoder
+        ``"deepsets"``: the learned :class:`gde.nn.SetEncoder`; ``"kme"``: a fixed kernel
+        mean embedding (:class:`gde.nn.KernelMeanEncoder`, a baseline).
+    kme_bandwidth
+        Bandwidth of the kernel mean embedding, in encoder-input units; by default
+        ``sqrt(n_input)`` (the typical distance between standardised elements).
+    w2_weight
+        Weight of the W2-matching term (see :meth:`w2_matching`); ``0`` disables it.
+    w2_pairs
+        Number of random pairs of the minibatch's sets the term compares per step.
+    w2_solver
+        ``"exact"``, ``"sinkhorn"`` or ``"auto"`` (see :func:`gde.nn.batch_w2_squared`).
     """
 
     def __init__(
@@ -83,6 +97,11 @@ class SetModuleBase(BaseModuleClass):
         batch_shift: np.ndarray | None = None,
         library_log_means: np.ndarray | None = None,
         library_log_vars: np.ndarray | None = None,
+        set_encoder: SetEncoderKind = "deepsets",
+        kme_bandwidth: float | None = None,
+        w2_weight: float = 0.0,
+        w2_pairs: int = 48,
+        w2_solver: OTSolver = "auto",
     ):
         super().__init__()
         if data_kind not in ("counts", "continuous"):
@@ -104,15 +123,34 @@ class SetModuleBase(BaseModuleClass):
         self.cat_list = [n_batch, *(n_cats_per_cov or [])]
         self.encoder_cats = self.cat_list if encode_covariates else []
         self.encoder_cont = n_continuous_cov if encode_covariates else 0
-        self.set_encoder = SetEncoder(
-            n_input,
-            2 * n_latent if self.variational_set else n_latent,
-            n_hidden=n_set_hidden,
-            n_blocks=n_set_blocks,
-            pooling=pooling,
-            n_cat_list=self.encoder_cats,
-            n_cont=self.encoder_cont,
-        )
+        if w2_weight < 0 or w2_pairs < 1:
+            raise ValueError("Need w2_weight >= 0 and w2_pairs >= 1.")
+        if w2_solver not in ("auto", "exact", "sinkhorn"):
+            raise ValueError(
+                f"w2_solver must be 'auto', 'exact' or 'sinkhorn', got {w2_solver!r}."
+            )
+        self.w2_weight, self.w2_pairs, self.w2_solver = w2_weight, w2_pairs, w2_solver
+        if set_encoder == "deepsets":
+            self.set_encoder = SetEncoder(
+                n_input,
+                2 * n_latent if self.variational_set else n_latent,
+                n_hidden=n_set_hidden,
+                n_blocks=n_set_blocks,
+                pooling=pooling,
+                n_cat_list=self.encoder_cats,
+                n_cont=self.encoder_cont,
+            )
+        elif set_encoder == "kme":
+            if self.variational_set or encode_covariates:
+                raise ValueError(
+                    "set_encoder='kme' is a fixed embedding: it takes neither "
+                    "set_kl_weight > 0 nor encode_covariates=True."
+                )
+            self.set_encoder = KernelMeanEncoder(
+                n_input, n_latent, bandwidth=kme_bandwidth or float(np.sqrt(n_input))
+            )
+        else:
+            raise ValueError(f"set_encoder must be 'deepsets' or 'kme', got {set_encoder!r}.")
         mean = np.zeros(n_input) if feature_mean is None else feature_mean
         std = np.ones(n_input) if feature_std is None else feature_std
         shift = np.zeros((n_batch, n_input)) if batch_shift is None else batch_shift
@@ -237,6 +275,29 @@ class SetModuleBase(BaseModuleClass):
         kl = torch.distributions.kl_divergence(q_set, Normal(0.0, 1.0)).sum(-1)
         return self.set_kl_weight * kl.mean() / set_size
 
+    def w2_matching(self, inference_outputs: dict) -> tuple[torch.Tensor, dict]:
+        """W2-matching term: latent distances between sets pulled towards their W2.
+
+        For ``w2_pairs`` random pairs ``(i, j)`` of the minibatch's sets, the term is
+        ``w2_weight * mean((||z_i - z_j|| - W2(X_i, X_j))²)``, with W2 between the two
+        sets' elements (data units for continuous features, ``log1p`` expression for
+        counts) computed without gradient. It makes latent L2 distances calibrated to
+        W2, while the generative loss keeps the embedding a description of the whole
+        distribution. Returns the weighted term (0 if ``w2_weight`` is 0) and metrics.
+        """
+        z_set = inference_outputs["z_set"]
+        n_sets = z_set.shape[0]
+        if self.w2_weight == 0 or n_sets < 2:
+            return torch.zeros((), device=z_set.device), {}
+        x = inference_outputs["x_ot"]
+        n_pairs = min(self.w2_pairs, n_sets * (n_sets - 1) // 2)
+        i = torch.randint(0, n_sets, (n_pairs,), device=z_set.device)
+        j = (i + torch.randint(1, n_sets, (n_pairs,), device=z_set.device)) % n_sets
+        target = batch_w2_squared(x[i], x[j], solver=self.w2_solver).clamp_min(0).sqrt()
+        latent = (z_set[i] - z_set[j]).pow(2).sum(-1).add(1e-12).sqrt()
+        mismatch = (latent - target).pow(2).mean()
+        return self.w2_weight * mismatch, {"w2_mismatch": mismatch.detach()}
+
     @auto_move_data
     def embed(
         self,
@@ -308,6 +369,8 @@ class SetModuleBase(BaseModuleClass):
         return {
             "z_set": z_set,
             "q_set": q_set,
+            # what W2 is measured on: data units for continuous features, else log1p
+            "x_ot": x if self.data_kind == "continuous" else x_in,
             "z_cells": z_cells,
             # (n_sets, set_size, n_features) -> (n_sets * set_size, n_features)
             "x_in": x_in.reshape(-1, n_features),

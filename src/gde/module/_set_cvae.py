@@ -217,6 +217,9 @@ class SetCVAE(SetModuleBase):
             kl_set = self.set_kl(inference_outputs["q_set"], inference_outputs["set_size"])
             loss = loss + kl_weight * kl_set
             extra["kl_set"] = kl_set.detach()
+        w2_term, w2_metrics = self.w2_matching(inference_outputs)
+        loss = loss + w2_term
+        extra.update(w2_metrics)
         return LossOutput(
             loss=loss, reconstruction_loss=reconstruction, kl_local=kl_u, extra_metrics=extra
         )

@@ -3,7 +3,9 @@
 from ._count_decoder import COUNT_LIKELIHOODS, CountDecoder, count_distribution
 from ._denoiser import ConditionalDenoiser, timestep_embedding
 from ._diffusion import NoiseSchedule
+from ._kme import KernelMeanEncoder
 from ._normal_decoder import NormalDecoder
+from ._ot import batch_w2_squared, exact_w2_squared, sinkhorn_cost, sinkhorn_divergence
 from ._pooling import SegmentPool, pool
 from ._set_encoder import PooledResidualBlock, SetEncoder, one_hot_covariates
 
@@ -11,13 +13,18 @@ __all__ = [
     "COUNT_LIKELIHOODS",
     "ConditionalDenoiser",
     "CountDecoder",
+    "KernelMeanEncoder",
     "NoiseSchedule",
     "NormalDecoder",
     "PooledResidualBlock",
     "SegmentPool",
     "SetEncoder",
+    "batch_w2_squared",
     "count_distribution",
+    "exact_w2_squared",
     "one_hot_covariates",
     "pool",
+    "sinkhorn_cost",
+    "sinkhorn_divergence",
     "timestep_embedding",
 ]
