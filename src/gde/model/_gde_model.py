@@ -107,7 +107,8 @@ class GDEModel(GenerationMixin, BaseModelClass):
     w2_pairs
         Pairs of sets compared per step by the W2-matching term.
     w2_solver
-        OT solver of the W2-matching term: ``"exact"`` (network simplex), ``"sinkhorn"``
+        OT solver of the W2-matching term: ``"exact"`` (optimal assignment or network
+        simplex), ``"sinkhorn"``
         (debiased Sinkhorn divergence) or ``"auto"`` (exact up to 256 cells per set).
     set_encoder
         ``"deepsets"`` (default): the learned, mean-pooled set encoder. ``"kme"``: a fixed

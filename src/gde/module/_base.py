@@ -275,6 +275,18 @@ class SetModuleBase(BaseModuleClass):
         kl = torch.distributions.kl_divergence(q_set, Normal(0.0, 1.0)).sum(-1)
         return self.set_kl_weight * kl.mean() / set_size
 
+    def set_terms(self, inference_outputs: dict, kl_weight: float) -> tuple[torch.Tensor, dict]:
+        """Loss terms on the set embeddings shared by all decoders, and their metrics.
+
+        The weighted KL of the set posterior (if variational) and the W2-matching term.
+        """
+        term, metrics = self.w2_matching(inference_outputs)
+        if inference_outputs["q_set"] is not None:
+            kl_set = self.set_kl(inference_outputs["q_set"], inference_outputs["set_size"])
+            term = term + kl_weight * kl_set
+            metrics["kl_set"] = kl_set.detach()
+        return term, metrics
+
     def w2_matching(self, inference_outputs: dict) -> tuple[torch.Tensor, dict]:
         """W2-matching term: latent distances between sets pulled towards their W2.
 

@@ -213,13 +213,9 @@ class SetCVAE(SetModuleBase):
         kl_u = kl_divergence(inference_outputs["qu"], generative_outputs["pu"]).sum(-1)
         loss = torch.mean(reconstruction + kl_weight * kl_u)
         extra = {}
-        if inference_outputs["q_set"] is not None:
-            kl_set = self.set_kl(inference_outputs["q_set"], inference_outputs["set_size"])
-            loss = loss + kl_weight * kl_set
-            extra["kl_set"] = kl_set.detach()
-        w2_term, w2_metrics = self.w2_matching(inference_outputs)
-        loss = loss + w2_term
-        extra.update(w2_metrics)
+        set_term, set_metrics = self.set_terms(inference_outputs, kl_weight)
+        loss = loss + set_term
+        extra.update(set_metrics)
         return LossOutput(
             loss=loss, reconstruction_loss=reconstruction, kl_local=kl_u, extra_metrics=extra
         )

@@ -252,13 +252,9 @@ class SetDDPM(SetModuleBase):
             loss = torch.mean(nll + kl_weight * kl_u + diffusion)
             rec = {"reconstruction": nll, "diffusion": diffusion}
             extra["diffusion_loss"] = diffusion.mean().detach()
-        if inference_outputs["q_set"] is not None:
-            kl_set = self.set_kl(inference_outputs["q_set"], inference_outputs["set_size"])
-            loss = loss + kl_weight * kl_set
-            extra["kl_set"] = kl_set.detach()
-        w2_term, w2_metrics = self.w2_matching(inference_outputs)
-        loss = loss + w2_term
-        extra.update(w2_metrics)
+        set_term, set_metrics = self.set_terms(inference_outputs, kl_weight)
+        loss = loss + set_term
+        extra.update(set_metrics)
         return LossOutput(loss=loss, reconstruction_loss=rec, kl_local=kl_u, extra_metrics=extra)
 
     @torch.no_grad()

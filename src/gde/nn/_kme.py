@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._pooling import SegmentPool
 from ._set_encoder import ChunkFactory
 
 
@@ -64,15 +65,12 @@ class KernelMeanEncoder(nn.Module):
 
         Same contract as :meth:`gde.nn.SetEncoder.forward_chunked`.
         """
-        acc = None
-        counts = None
+        pool = None
         for x, set_index, _, _ in chunks():
-            phi = self.features(x).double()
-            if acc is None:
-                acc = torch.zeros(n_sets, phi.shape[-1], dtype=torch.float64, device=phi.device)
-                counts = torch.zeros(n_sets, dtype=torch.float64, device=phi.device)
-            acc.index_add_(0, set_index, phi)
-            counts.index_add_(0, set_index, torch.ones_like(set_index, dtype=torch.float64))
-        if acc is None:
+            phi = self.features(x)
+            if pool is None:
+                pool = SegmentPool(n_sets, phi.shape[-1], "mean", phi.device)
+            pool.add(phi, set_index)
+        if pool is None:
             return torch.full((n_sets, 2 * self.freqs.shape[1]), torch.nan)
-        return (acc / counts[:, None]).to(self.freqs.dtype)
+        return pool.result(dtype=self.freqs.dtype)
