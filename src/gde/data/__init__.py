@@ -3,6 +3,7 @@
 from ._fields import SetObsField
 from ._loader import SetDataLoader, iter_cell_chunks
 from ._sampler import SetBatchSampler
+from ._set_obs import set_level_obs
 from ._splitter import SetDataSplitter, SetSplit, group_cells_by_set, split_sets
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "SetSplit",
     "group_cells_by_set",
     "iter_cell_chunks",
+    "set_level_obs",
     "split_sets",
 ]

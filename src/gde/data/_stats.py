@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy import sparse
 
 
+def _blocks(x, segments):
+    if segments is None:
+        return [x]
+    x = sparse.csc_matrix(x) if sparse.issparse(x) else np.asarray(x)
+    edges = np.cumsum([0, *segments])
+    return [x[:, a:b] for a, b in itertools.pairwise(edges)]
+
+
+def library_log_stats(
+    x, batch_codes: np.ndarray, n_batch: int, segments=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the log library size per batch (and per modality).
+
+    Parameters
+    ----------
+    x
+        Cells × features counts (dense or sparse).
+    batch_codes
+        Batch code of each cell, ``0..n_batch-1``.
+    n_batch
+        Number of batches.
+    segments
+        Sizes of consecutive blocks of features with their own library size (genes, then
+        proteins); ``None``: one block.
+
+    Returns
+    -------
+    Two ``(n_batch, n_blocks)`` arrays; mean 0 and variance 1 for batches without cells.
+    """
+    batch_codes = np.asarray(batch_codes).ravel()
+    blocks = _blocks(x, segments)
+    means = np.zeros((n_batch, len(blocks)))
+    variances = np.ones((n_batch, len(blocks)))
+    for k, block in enumerate(blocks):
+        logs = np.log(np.maximum(np.asarray(block.sum(axis=1)).ravel(), 1.0))
+        for b in np.unique(batch_codes):
+            values = logs[batch_codes == b]
+            means[b, k] = values.mean()
+            variances[b, k] = values.var() if len(values) > 1 else 1.0
+    return means, variances
+
+
 def batch_log_fold_changes(
-    x, batch_codes: np.ndarray, n_batch: int, pseudocount: float = 0.1
+    x, batch_codes: np.ndarray, n_batch: int, pseudocount: float = 0.1, segments=None
 ) -> np.ndarray:
     """Log fold change of each gene's mean expression in each batch, against all batches.
 
@@ -23,11 +67,20 @@ def batch_log_fold_changes(
         Number of batches.
     pseudocount
         Added to the means (in counts per 10,000) before taking logs.
+    segments
+        Sizes of consecutive blocks of features normalised separately (genes, then
+        proteins); ``None``: one block.
 
     Returns
     -------
     ``(n_batch, n_genes)`` log fold changes; zero for batches without cells.
     """
+    if segments is not None:
+        parts = [
+            batch_log_fold_changes(b, batch_codes, n_batch, pseudocount)
+            for b in _blocks(x, segments)
+        ]
+        return np.concatenate(parts, axis=1)
     batch_codes = np.asarray(batch_codes).ravel()
     totals = np.asarray(x.sum(axis=1)).ravel()
     scale = 1e4 / np.maximum(totals, 1.0)

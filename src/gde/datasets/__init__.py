@@ -1,6 +1,7 @@
 """Simulated and shipped data sets."""
 
+from ._covid import data_dir, liu_covid
 from ._gaussian import gaussian_sets, gmm_sets
 from ._simulate import simulate_sets, true_w2
 
-__all__ = ["gaussian_sets", "gmm_sets", "simulate_sets", "true_w2"]
+__all__ = ["data_dir", "gaussian_sets", "gmm_sets", "liu_covid", "simulate_sets", "true_w2"]

@@ -13,6 +13,7 @@ import pandas as pd
 import rich.pretty  # noqa: F401  scvi-tools' view_anndata_setup uses rich.pretty unimported
 import torch
 from anndata import AnnData
+from scipy import sparse
 from scvi import settings
 from scvi.data import AnnDataManager
 from scvi.data._constants import _SCVI_UUID_KEY, _SETUP_ARGS_KEY
@@ -20,16 +21,20 @@ from scvi.data.fields import (
     CategoricalJointObsField,
     CategoricalObsField,
     LayerField,
+    MuDataCategoricalJointObsField,
+    MuDataCategoricalObsField,
+    MuDataLayerField,
+    MuDataNumericalJointObsField,
+    MuDataWrapper,
     NumericalJointObsField,
     ObsmField,
 )
-from scvi.model._utils import _init_library_size
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
 from gde._constants import GDE_KEYS
 from gde.data import SetDataSplitter, SetObsField, iter_cell_chunks
-from gde.data._stats import batch_log_fold_changes, feature_moments
+from gde.data._stats import batch_log_fold_changes, feature_moments, library_log_stats
 from gde.data._validation import (
     check_counts,
     check_finite,
@@ -43,9 +48,12 @@ from gde.module import SetCVAE, SetDDPM
 from gde.nn import COUNT_LIKELIHOODS
 
 from ._generation import GenerationMixin
+from ._sets import SetAnalysisMixin
 from ._training_plan import GDETrainingPlan
 
 logger = logging.getLogger(__name__)
+
+MuDataSetObsField = MuDataWrapper(SetObsField)
 
 Decoder = Literal["cvae", "ddpm"]
 Likelihood = Literal["nb", "zinb", "poisson", "normal"]
@@ -56,7 +64,7 @@ def _default_max_epochs(n_steps_per_epoch: int, target_steps: int = 4000) -> int
     return int(np.clip(np.ceil(target_steps / n_steps_per_epoch), 10, 1000))
 
 
-class GDEModel(GenerationMixin, BaseModelClass):
+class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
     """Generative distribution embeddings of sets of cells.
 
     Learns one vector per set of cells (a patient, a clone, a perturbation) such that a
@@ -165,14 +173,23 @@ class GDEModel(GenerationMixin, BaseModelClass):
             cat_state = self.adata_manager.get_state_registry(GDE_KEYS.CAT_COVS_KEY)
             n_cats_per_cov = cat_state.n_cats_per_key
         n_cont = self.summary_stats.get("n_extra_continuous_covs", 0)
-        x = self.adata_manager.get_from_registry(GDE_KEYS.X_KEY)
+        x = self._data(adata)
         batch_codes = self.adata_manager.get_from_registry(GDE_KEYS.BATCH_KEY)
+        sizes = self._modality_sizes
+        if sizes is not None and not is_counts:
+            raise ValueError("setup_mudata models counts: use a count likelihood (e.g. 'nb').")
+        if sizes is not None and decoder != "cvae":
+            raise ValueError("Models of several modalities (setup_mudata) use decoder='cvae'.")
         stats = {}
         if is_counts:
-            means, log_vars = _init_library_size(self.adata_manager, n_batch)
+            means, log_vars = library_log_stats(x, batch_codes, n_batch, sizes)
             stats = {"library_log_means": means, "library_log_vars": log_vars}
+            if sizes is not None:
+                stats["modality_sizes"] = sizes
             if n_batch > 1:
-                stats["batch_offset_init"] = batch_log_fold_changes(x, batch_codes, n_batch)
+                stats["batch_offset_init"] = batch_log_fold_changes(
+                    x, batch_codes, n_batch, segments=sizes
+                )
         else:
             mean, std, shift = feature_moments(x, batch_codes, n_batch)
             stats = {"feature_mean": mean, "feature_std": std, "batch_shift": shift}
@@ -222,9 +239,12 @@ class GDEModel(GenerationMixin, BaseModelClass):
         if w2_weight:
             enc_desc += f", W2-matching weight {w2_weight}"
         what = "latent diffusion, " if decoder == "ddpm" and is_counts else ""
+        features = "genes" if is_counts else "features"
+        if sizes is not None:
+            features = f"features ({sizes[0]} genes + {sizes[1]} proteins)"
         self._model_summary_string = (
             f"GDEModel: {self.summary_stats.n_set} sets, {x.shape[1]} "
-            f"{'genes' if is_counts else 'features'} ({'counts' if is_counts else 'continuous'}"
+            f"{features} ({'counts' if is_counts else 'continuous'}"
             f" in {self._where}); set embedding n_latent={n_latent} ({enc_desc}; "
             f"decoder={decoder!r} ({what}likelihood={likelihood!r}); "
             f"n_batch={n_batch}."
@@ -296,6 +316,96 @@ class GDEModel(GenerationMixin, BaseModelClass):
         adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
 
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata,
+        set_key: str,
+        rna_layer: str | None = None,
+        protein_layer: str | None = None,
+        batch_key: str | None = None,
+        categorical_covariate_keys: list[str] | None = None,
+        continuous_covariate_keys: list[str] | None = None,
+        modalities: dict[str, str] | None = None,
+        **kwargs,
+    ) -> None:
+        """Register a MuData of RNA and surface-protein counts (CITE-seq).
+
+        One set encoder reads both modalities; the decoder models gene counts and protein
+        counts each with a negative binomial with its own library size (the likelihood
+        chosen at model creation applies to both). Set, batch and covariate columns are
+        read from the MuData's own ``mdata.obs`` (copy them there from a modality with
+        ``mdata.pull_obs()`` if needed). Embeddings are written to ``mdata.obsm`` and
+        ``mdata.uns`` as for AnnData; :meth:`sample` returns a MuData with the same
+        modalities.
+
+        Parameters
+        ----------
+        mdata
+            :class:`mudata.MuData` with raw counts in both modalities.
+        set_key
+            Column of ``mdata.obs`` naming each cell's set.
+        rna_layer, protein_layer
+            Layers of the RNA and protein modalities holding the counts (``None``: ``X``).
+        batch_key
+            Column of ``mdata.obs`` with each cell's batch.
+        categorical_covariate_keys, continuous_covariate_keys
+            Columns of ``mdata.obs`` with covariates given to the decoder.
+        modalities
+            Names of the two modalities: ``{"rna_layer": "rna", "protein_layer": "prot"}``
+            by default.
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        from mudata import MuData
+
+        if not isinstance(mdata, MuData):
+            raise TypeError(
+                f"setup_mudata takes a MuData, got {type(mdata).__name__}; use "
+                "GDEModel.setup_anndata for an AnnData."
+            )
+        modalities = {"rna_layer": "rna", "protein_layer": "prot", **(modalities or {})}
+        for role in ("rna_layer", "protein_layer"):
+            if modalities[role] not in mdata.mod:
+                raise KeyError(
+                    f"modality '{modalities[role]}' ({role}) is not in the MuData (modalities: "
+                    f"{list(mdata.mod)}). Name them with modalities={{'rna_layer': ..., "
+                    "'protein_layer': ...}."
+                )
+        check_set_column(mdata, set_key)
+        rna = mdata[modalities["rna_layer"]]
+        prot = mdata[modalities["protein_layer"]]
+        for mod, layer, name in (
+            (rna, rna_layer, "rna_layer"),
+            (prot, protein_layer, "protein_layer"),
+        ):
+            x = get_data(mod, layer=layer)
+            where = _mod_location(modalities[name], layer)
+            check_finite(x, where)
+            check_counts(x, where, "nb")
+        check_obs_columns(mdata, [batch_key] if batch_key else None, "batch_key")
+        check_obs_columns(mdata, categorical_covariate_keys, "categorical covariate")
+        check_obs_columns(mdata, continuous_covariate_keys, "continuous covariate")
+        setup_method_args[_SETUP_ARGS_KEY]["modalities"] = modalities
+        fields = [
+            MuDataLayerField(
+                GDE_KEYS.X_KEY, rna_layer, mod_key=modalities["rna_layer"],
+                is_count_data=True, mod_required=True,
+            ),
+            MuDataLayerField(
+                GDE_KEYS.PROTEIN_KEY, protein_layer, mod_key=modalities["protein_layer"],
+                is_count_data=True, mod_required=True,
+            ),
+            MuDataSetObsField(GDE_KEYS.SET_KEY, set_key),
+            MuDataCategoricalObsField(GDE_KEYS.BATCH_KEY, batch_key),
+            MuDataCategoricalJointObsField(GDE_KEYS.CAT_COVS_KEY, categorical_covariate_keys),
+            MuDataNumericalJointObsField(GDE_KEYS.CONT_COVS_KEY, continuous_covariate_keys),
+        ]  # fmt: skip
+        manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
+        manager.register_fields(mdata, **kwargs)
+        cls.register_manager(manager)
+
     # ------------------------------------------------------------- validation
     @property
     def set_key(self) -> str:
@@ -307,17 +417,51 @@ class GDEModel(GenerationMixin, BaseModelClass):
         return self.adata_manager.registry[_SETUP_ARGS_KEY]
 
     @property
+    def _modalities(self) -> dict | None:
+        """Modality names of a model set up with :meth:`setup_mudata`, else ``None``."""
+        return self._setup_args.get("modalities")
+
+    @property
+    def _modality_sizes(self) -> list[int] | None:
+        if self._modalities is None:
+            return None
+        return [
+            len(self.adata_manager.get_state_registry(key).column_names)
+            for key in (GDE_KEYS.X_KEY, GDE_KEYS.PROTEIN_KEY)
+        ]
+
+    @property
     def _where(self) -> str:
         args = self._setup_args
+        if self._modalities is not None:
+            mods = self._modalities
+            return " and ".join(
+                _mod_location(mods[role], args.get(role))
+                for role in ("rna_layer", "protein_layer")
+            )
         return data_location(args.get("layer"), args.get("obsm_key"))
 
     def _data(self, adata: AnnData):
         args = self._setup_args
+        if self._modalities is not None:  # genes, then proteins, as the module sees them
+            mods = self._modalities
+            rna = get_data(adata[mods["rna_layer"]], layer=args.get("rna_layer"))
+            prot = get_data(adata[mods["protein_layer"]], layer=args.get("protein_layer"))
+            return sparse.hstack([sparse.csr_matrix(rna), sparse.csr_matrix(prot)], format="csr")
         return get_data(adata, layer=args.get("layer"), obsm_key=args.get("obsm_key"))
 
     @property
     def feature_names(self) -> pd.Index:
-        """Names of the modelled features (genes, or columns of the obsm matrix)."""
+        """Names of the modelled features (genes, then proteins for CITE-seq)."""
+        if self._modalities is not None:
+            return pd.Index(
+                np.concatenate(
+                    [
+                        np.asarray(self.adata_manager.get_state_registry(k).column_names)
+                        for k in (GDE_KEYS.X_KEY, GDE_KEYS.PROTEIN_KEY)
+                    ]
+                ).astype(str)
+            )
         names = self.adata_manager.get_state_registry(GDE_KEYS.X_KEY).column_names
         obsm_key = self._setup_args.get("obsm_key")
         if obsm_key is not None and np.issubdtype(np.asarray(names).dtype, np.integer):
@@ -373,6 +517,21 @@ class GDEModel(GenerationMixin, BaseModelClass):
         return likelihood
 
     def _check_features(self, adata: AnnData) -> None:
+        if self._modalities is not None:
+            for role, key in (
+                ("rna_layer", GDE_KEYS.X_KEY),
+                ("protein_layer", GDE_KEYS.PROTEIN_KEY),
+            ):
+                mod = self._modalities[role]
+                if mod not in adata.mod:
+                    raise KeyError(f"The MuData has no modality '{mod}' (the model's {role}).")
+                trained = pd.Index(self.adata_manager.get_state_registry(key).column_names)
+                if not adata[mod].var_names.equals(trained):
+                    raise ValueError(
+                        f"mdata['{mod}'] has other features than the {len(trained)} the model "
+                        f"was trained on; subset and order them as `model.adata['{mod}']`."
+                    )
+            return
         if self._setup_args.get("obsm_key") is not None:
             n_model = len(self.feature_names)
             n_given = self._data(adata).shape[1]
@@ -659,6 +818,10 @@ class GDEModel(GenerationMixin, BaseModelClass):
         super().save(
             dir_path, prefix=prefix, overwrite=overwrite, save_anndata=save_anndata, **kwargs
         )
+
+
+def _mod_location(modality: str, layer: str | None) -> str:
+    return f"mdata['{modality}']" + (".X" if layer is None else f".layers['{layer}']")
 
 
 def _check_not_a_copy(cls, adata: AnnData) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -13,6 +15,14 @@ from anndata import AnnData
 from scipy import sparse
 
 from gde._constants import GDE_KEYS
+
+
+def _log_totals(x, segments: Sequence[int] | None) -> np.ndarray:
+    """Log total counts per cell and modality, ``(n_cells, n_modalities)``."""
+    edges = np.cumsum([0, *(segments or [x.shape[1]])])
+    x = sparse.csc_matrix(x) if sparse.issparse(x) and segments else x
+    totals = [np.asarray(x[:, a:b].sum(axis=1)).ravel() for a, b in itertools.pairwise(edges)]
+    return np.log(np.maximum(np.stack(totals, axis=1), 1.0))
 
 
 @contextmanager
@@ -72,9 +82,8 @@ class GenerationMixin:
                 ctx["cat"] = np.array([np.bincount(c).argmax() for c in codes.T.astype(int)])
             if cont is not None:
                 ctx["cont"] = np.asarray(cont, dtype=np.float32)[cells].mean(0)
-            if data is not None:  # library sizes of this set's cells only
-                totals = np.asarray(data[cells].sum(axis=1)).ravel()
-                ctx["log_library"] = np.log(np.maximum(totals, 1.0))
+            if data is not None:  # library sizes of this set's cells only, per modality
+                ctx["log_library"] = _log_totals(data[cells], self._modality_sizes)
             out.append(ctx)
         return out
 
@@ -123,9 +132,14 @@ class GenerationMixin:
                 library = None
                 if "log_library" in ctx[0]:
                     library = torch.as_tensor(
-                        np.concatenate([rng.choice(c["log_library"], n_cells) for c in ctx]),
+                        np.concatenate(
+                            [
+                                c["log_library"][rng.integers(len(c["log_library"]), size=n_cells)]
+                                for c in ctx
+                            ]
+                        ),
                         dtype=torch.float32,
-                    ).reshape(-1, 1)
+                    )
                 x = module.generate(
                     zc, n_cells, batch_index, library, cat, cont, **generate_kwargs
                 )
@@ -151,7 +165,24 @@ class GenerationMixin:
             codes = np.repeat([c["batch"] for c in contexts], n_cells)
             key = self._setup_args.get("batch_key") or "batch"
             obs[key] = pd.Categorical(names[codes], categories=names)
-        return ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self.feature_names))
+        out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self.feature_names))
+        return out if self._modalities is None else self._as_mudata(out)
+
+    def _as_mudata(self, adata: AnnData):
+        """Split generated genes and proteins into a MuData with the model's modalities."""
+        import mudata
+
+        n_genes = self._modality_sizes[0]
+        mods = self._modalities
+        parts = {
+            mods["rna_layer"]: adata[:, :n_genes].copy(),
+            mods["protein_layer"]: adata[:, n_genes:].copy(),
+        }
+        with warnings.catch_warnings():  # mudata < 0.4 announces a change of defaults
+            warnings.simplefilter("ignore", FutureWarning)
+            mdata = mudata.MuData(parts)
+        mdata.obs = adata.obs.copy()
+        return mdata
 
     # ------------------------------------------------------------- public API
     def sample(
@@ -293,7 +324,9 @@ class GenerationMixin:
         if batch_code is not None:
             context["batch"] = batch_code
         if "log_library" in context:
-            context["log_library"] = np.concatenate([ctx_a["log_library"], ctx_b["log_library"]])
+            context["log_library"] = np.concatenate(
+                [ctx_a["log_library"], ctx_b["log_library"]], axis=0
+            )
         labels = [f"{set_a}->{set_b} step {k}" for k in range(n_steps)]
         out = self._generate(
             z,

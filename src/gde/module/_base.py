@@ -11,7 +11,8 @@ from scvi.module.base import BaseModuleClass, auto_move_data
 from torch.distributions import Normal
 
 from gde._constants import GDE_KEYS
-from gde.nn import CountDecoder, KernelMeanEncoder, SetEncoder, one_hot_covariates
+from gde.nn import CountDecoder, KernelMeanEncoder, SetEncoder, log_library, one_hot_covariates
+from gde.nn._count_decoder import split_segments
 from gde.nn._ot import OTSolver, batch_w2_squared
 from gde.nn._pooling import Pooling
 
@@ -75,6 +76,11 @@ class SetModuleBase(BaseModuleClass):
         Number of random pairs of the minibatch's sets the term compares per step.
     w2_solver
         ``"exact"``, ``"sinkhorn"`` or ``"auto"`` (see :func:`gde.nn.batch_w2_squared`).
+    modality_sizes
+        For counts of several modalities (CITE-seq: genes, then surface proteins): the
+        number of features of each, in the order they are concatenated. Each modality is
+        normalised on its own for the encoders and has its own library size and softmax in
+        the count decoder. ``None``: one modality.
     """
 
     def __init__(
@@ -102,8 +108,22 @@ class SetModuleBase(BaseModuleClass):
         w2_weight: float = 0.0,
         w2_pairs: int = 48,
         w2_solver: OTSolver = "auto",
+        modality_sizes: Sequence[int] | None = None,
     ):
         super().__init__()
+        if modality_sizes is not None:
+            modality_sizes = [int(k) for k in modality_sizes]
+            if sum(modality_sizes) != n_input or min(modality_sizes) < 1:
+                raise ValueError(
+                    f"modality_sizes {modality_sizes} must be positive and add up to the "
+                    f"{n_input} features."
+                )
+            if data_kind != "counts":
+                raise ValueError("modality_sizes applies to count data only.")
+            if len(modality_sizes) == 1:
+                modality_sizes = None
+        self.modality_sizes = modality_sizes
+        n_mod = 1 if modality_sizes is None else len(modality_sizes)
         if data_kind not in ("counts", "continuous"):
             raise ValueError(f"data_kind must be 'counts' or 'continuous', got {data_kind!r}.")
         if input_transform not in ("log1p_cp10k", "log1p"):
@@ -157,10 +177,15 @@ class SetModuleBase(BaseModuleClass):
         self.register_buffer("feature_mean", torch.as_tensor(mean).float().reshape(-1))
         self.register_buffer("feature_std", torch.as_tensor(std).float().reshape(-1))
         self.register_buffer("batch_shift", torch.as_tensor(shift).float())
-        lib_means = np.zeros(n_batch) if library_log_means is None else library_log_means
-        lib_vars = np.ones(n_batch) if library_log_vars is None else library_log_vars
-        self.register_buffer("library_log_means", torch.as_tensor(lib_means).float().reshape(-1))
-        self.register_buffer("library_log_vars", torch.as_tensor(lib_vars).float().reshape(-1))
+        # (n_batch, n_modalities)
+        lib_means = np.zeros((n_batch, n_mod)) if library_log_means is None else library_log_means
+        lib_vars = np.ones((n_batch, n_mod)) if library_log_vars is None else library_log_vars
+        self.register_buffer(
+            "library_log_means", torch.as_tensor(lib_means).float().reshape(n_batch, n_mod)
+        )
+        self.register_buffer(
+            "library_log_vars", torch.as_tensor(lib_vars).float().reshape(n_batch, n_mod)
+        )
 
     # ------------------------------------------------------------ transforms
 
@@ -188,6 +213,7 @@ class SetModuleBase(BaseModuleClass):
             n_cont=self.n_continuous_cov,
             n_layers=n_layers,
             n_hidden=n_hidden,
+            segments=self.modality_sizes,
         )
         if batch_offset_init is not None and decoder.batch_offset is not None:
             with torch.no_grad():
@@ -210,9 +236,23 @@ class SetModuleBase(BaseModuleClass):
         if offset is not None and self.correct_encoder_input:
             x = x * torch.exp(-offset.detach())[b]
         if self.input_transform == "log1p_cp10k":
-            library = x.sum(-1, keepdim=True).clamp_min(1e-8)
-            return torch.log1p(x / library * 1e4)
+            blocks = split_segments(x, self.modality_sizes)
+            return torch.cat(
+                [torch.log1p(b / b.sum(-1, keepdim=True).clamp_min(1e-8) * 1e4) for b in blocks],
+                dim=-1,
+            )
         return torch.log1p(x)
+
+    def input_counts(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The modelled features of a minibatch: genes, then proteins if registered."""
+        x = tensors[GDE_KEYS.X_KEY]
+        if self.modality_sizes is not None and GDE_KEYS.PROTEIN_KEY in tensors:
+            x = torch.cat([x, tensors[GDE_KEYS.PROTEIN_KEY].to(x)], dim=-1)
+        return x
+
+    def log_library(self, x: torch.Tensor) -> torch.Tensor:
+        """Log library size of each cell, per modality: ``(n_cells, n_modalities)``."""
+        return log_library(x.reshape(-1, x.shape[-1]), self.modality_sizes)
 
     def to_data_scale(self, h: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`transform` for continuous data."""
@@ -339,7 +379,7 @@ class SetModuleBase(BaseModuleClass):
 
         def encoder_chunks():
             for tensors, set_index in chunks():
-                x = tensors[GDE_KEYS.X_KEY].to(device)
+                x = self.input_counts(tensors).to(device)
                 batch_index = tensors[GDE_KEYS.BATCH_KEY].to(device)
                 cats = self._split_cats(
                     batch_index, _maybe_to(tensors.get(GDE_KEYS.CAT_COVS_KEY), device)
@@ -353,7 +393,7 @@ class SetModuleBase(BaseModuleClass):
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor], **kwargs) -> dict:
         return {
-            "x": tensors[GDE_KEYS.X_KEY],
+            "x": self.input_counts(tensors),
             "batch_index": tensors[GDE_KEYS.BATCH_KEY],
             "cat_covs": tensors.get(GDE_KEYS.CAT_COVS_KEY),
             "cont_covs": tensors.get(GDE_KEYS.CONT_COVS_KEY),
@@ -430,11 +470,11 @@ class SetModuleBase(BaseModuleClass):
         return z_cells, batch_index, cats, cont
 
     def draw_library(self, batch_index: torch.Tensor) -> torch.Tensor:
-        """Log library sizes ``(n, 1)`` from each batch's log-normal library distribution."""
-        b = batch_index.squeeze(-1).long()
+        """Log library sizes ``(n, n_modalities)`` from each batch's log-normal distribution."""
+        b = batch_index.reshape(-1).long()
         mean = self.library_log_means[b]
         std = self.library_log_vars[b].sqrt()
-        return Normal(mean, std).sample().reshape(-1, 1)
+        return Normal(mean, std).sample()
 
 
 def _maybe_to(t: torch.Tensor | None, device) -> torch.Tensor | None:

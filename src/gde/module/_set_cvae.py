@@ -162,7 +162,7 @@ class SetCVAE(SetModuleBase):
             encoder_in.append(out["cont"])
         enc_cats = out["cats"] if self.encode_covariates else []
         qu, u = self.cell_encoder(torch.cat(encoder_in, dim=-1), *enc_cats)
-        library = torch.log(x.sum(-1).reshape(-1, 1).clamp_min(1.0))
+        library = self.log_library(x)
         out.update({"qu": qu, "u": u, "library": library})
         return out
 
@@ -206,7 +206,7 @@ class SetCVAE(SetModuleBase):
         if self.likelihood == "normal":
             x = inference_outputs["x_in"]  # standardised features
         else:
-            x = tensors[GDE_KEYS.X_KEY]
+            x = self.input_counts(tensors)
             # (n_sets, set_size, n_genes) -> (n_cells, n_genes)
             x = x.reshape(-1, x.shape[-1])
         reconstruction = -generative_outputs["px"].log_prob(x).sum(-1)

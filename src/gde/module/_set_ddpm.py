@@ -194,7 +194,7 @@ class SetDDPM(SetModuleBase):
             encoder_in.append(out["cont"])
         enc_cats = out["cats"] if self.encode_covariates else []
         qu, u = self.cell_encoder(torch.cat(encoder_in, dim=-1), *enc_cats)
-        library = torch.log(x.sum(-1).reshape(-1, 1).clamp_min(1.0))
+        library = self.log_library(x)
         out.update({"qu": qu, "u": u, "library": library, "target": u.detach()})
         return out
 
@@ -245,7 +245,7 @@ class SetDDPM(SetModuleBase):
             loss = diffusion.mean()
             rec, kl_u = {"diffusion": diffusion}, None
         else:
-            x = tensors[GDE_KEYS.X_KEY]
+            x = self.input_counts(tensors)
             x = x.reshape(-1, x.shape[-1])  # (n_sets, set_size, n) -> (n_cells, n)
             nll = -generative_outputs["px"].log_prob(x).sum(-1)
             kl_u = kl_divergence(inference_outputs["qu"], generative_outputs["pu"]).sum(-1)
@@ -321,7 +321,7 @@ class SetDDPM(SetModuleBase):
         ``(n_sets * set_size, n_features)`` (with the cells' own batches and, for
         counts, library sizes), or a leading ``n_samples`` axis if ``n_samples > 1``.
         """
-        x = tensors[GDE_KEYS.X_KEY].to(self.device)
+        x = self.input_counts(tensors).to(self.device)
         batch_index = tensors[GDE_KEYS.BATCH_KEY].to(self.device)
         z = self.embed(
             x, batch_index, tensors.get(GDE_KEYS.CAT_COVS_KEY), tensors.get(GDE_KEYS.CONT_COVS_KEY)
@@ -329,7 +329,7 @@ class SetDDPM(SetModuleBase):
         n_sets, set_size = x.shape[:2]
         library = None
         if self.likelihood is not None:
-            library = torch.log(x.sum(-1).reshape(-1, 1).clamp_min(1.0))
+            library = self.log_library(x)
         cat = tensors.get(GDE_KEYS.CAT_COVS_KEY)
         cont = tensors.get(GDE_KEYS.CONT_COVS_KEY)
         draws = [

@@ -1,6 +1,6 @@
 """Building blocks: set encoders and pooling, count and Gaussian decoders, diffusion."""
 
-from ._count_decoder import COUNT_LIKELIHOODS, CountDecoder, count_distribution
+from ._count_decoder import COUNT_LIKELIHOODS, CountDecoder, count_distribution, log_library
 from ._denoiser import ConditionalDenoiser, timestep_embedding
 from ._diffusion import NoiseSchedule
 from ._kme import KernelMeanEncoder
@@ -21,6 +21,7 @@ __all__ = [
     "SetEncoder",
     "batch_w2_squared",
     "count_distribution",
+    "log_library",
     "exact_w2_squared",
     "one_hot_covariates",
     "pool",

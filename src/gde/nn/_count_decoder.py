@@ -41,6 +41,21 @@ def decoder_body(
     )
 
 
+def split_segments(x: torch.Tensor, segments: Sequence[int] | None) -> list[torch.Tensor]:
+    """Split the last axis into consecutive blocks of the given sizes (one per modality)."""
+    return [x] if segments is None else list(torch.split(x, list(segments), dim=-1))
+
+
+def log_library(x: torch.Tensor, segments: Sequence[int] | None = None) -> torch.Tensor:
+    """Log total counts of each cell, per block of features: ``(..., n_segments)``.
+
+    With ``segments`` (the sizes of consecutive feature blocks, e.g. genes then
+    proteins), each modality has its own library size; without, one block.
+    """
+    totals = [p.sum(-1, keepdim=True) for p in split_segments(x, segments)]
+    return torch.log(torch.cat(totals, dim=-1).clamp_min(1.0))
+
+
 def count_distribution(
     likelihood: CountLikelihood,
     mu: torch.Tensor,
@@ -84,6 +99,10 @@ class CountDecoder(nn.Module):
         Number of continuous covariates injected into every layer.
     n_layers, n_hidden
         Size of the hidden network.
+    segments
+        Sizes of consecutive blocks of features that are separate modalities (e.g. genes,
+        then surface proteins): each block has its own softmax and library size.
+        ``None``: one block.
     """
 
     def __init__(
@@ -97,8 +116,12 @@ class CountDecoder(nn.Module):
         n_cont: int = 0,
         n_layers: int = 1,
         n_hidden: int = 128,
+        segments: Sequence[int] | None = None,
     ):
         super().__init__()
+        if segments is not None and sum(segments) != n_output:
+            raise ValueError(f"segments {list(segments)} do not add up to {n_output} features.")
+        self.segments = None if segments is None else [int(k) for k in segments]
         if likelihood not in COUNT_LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {COUNT_LIKELIHOODS}, got {likelihood!r}.")
         self.likelihood = likelihood
@@ -136,7 +159,8 @@ class CountDecoder(nn.Module):
         z
             Decoder input, ``(n_cells, n_input)``.
         library
-            Log library size, ``(n_cells, 1)``.
+            Log library size, ``(n_cells, 1)``, or ``(n_cells, n_segments)`` with one
+            library size per block of features.
         batch_index
             Batch codes, ``(n_cells, 1)``.
         *cat_list
@@ -148,8 +172,11 @@ class CountDecoder(nn.Module):
         logits = self.scale(px)
         if self.batch_offset is not None:
             logits = logits + self.batch_offset[batch_index.squeeze(-1).long()]
-        scale = torch.softmax(logits, dim=-1)
-        mu = torch.exp(library) * scale
+        blocks = split_segments(logits, self.segments)
+        scales = [torch.softmax(b, dim=-1) for b in blocks]
+        scale = torch.cat(scales, dim=-1)
+        libs = library.exp().split(1, dim=-1) if len(blocks) > 1 else [library.exp()]
+        mu = torch.cat([lib * sc for lib, sc in zip(libs, scales, strict=True)], dim=-1)
         theta = None
         if self.log_theta is not None:
             if self.dispersion == "gene":

@@ -1,5 +1,8 @@
 """Plots in scanpy's shape: they take ``ax=``/``show=`` and return the Axes."""
 
+from ._generated import generated_vs_real
+from ._heatmap import distance_heatmap
+from ._interpolation import interpolation
 from ._sets import set_embedding
 
-__all__ = ["set_embedding"]
+__all__ = ["distance_heatmap", "generated_vs_real", "interpolation", "set_embedding"]

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 
+from ._utils import category_colors, finish, new_axes
+
+
+def _is_set_adata(adata: AnnData, key: str) -> bool:
+    """Whether ``adata`` is a set AnnData (one observation per set) holding ``key``."""
+    entry = adata.uns.get(key)
+    if isinstance(entry, Mapping) and "table" in entry:
+        return False
+    return key in adata.obsm and (
+        f"{key}_distances" in adata.obsp or "n_cells" in adata.obs.columns
+    )
+
 
 def _set_table(adata: AnnData, key: str) -> tuple[pd.DataFrame, dict]:
+    if _is_set_adata(adata, key):
+        z = np.asarray(adata.obsm[key], dtype=np.float64)
+        table = pd.DataFrame(z, index=adata.obs_names.astype(str))
+        return table, dict(adata.uns.get(key, {}).get("params", {}))
     if key not in adata.uns or "table" not in adata.uns[key]:
         raise KeyError(
-            f"adata.uns['{key}'] holds no set embeddings. Run "
-            "`model.get_distribution_embeddings(adata)` (or a `gde.tl` embedding) first."
+            f"adata.uns['{key}'] holds no set embeddings and adata is no set AnnData. Run "
+            "`model.get_distribution_embeddings(adata)` (or a `gde.tl` embedding) first, "
+            "or pass the set AnnData of `model.get_set_adata()`."
         )
     entry = adata.uns[key]
     table = entry["table"]
@@ -51,12 +70,14 @@ def set_embedding(
     Parameters
     ----------
     adata
-        AnnData with set embeddings in ``adata.uns[key]``.
+        Either the cell AnnData with set embeddings in ``adata.uns[key]``, or the set
+        AnnData of :meth:`gde.GDEModel.get_set_adata` (one observation per set,
+        embeddings in ``adata.obsm[key]``).
     key
         Key of the embeddings (``key_added`` of the function that computed them).
     color
-        An ``obs`` column constant within sets (donor, condition, batch), or a Series
-        indexed by set name.
+        An ``obs`` column (for cells: one constant within sets, such as donor,
+        condition or batch), or a Series indexed by set name.
     components
         Which two components to plot (1-based).
     basis
@@ -67,7 +88,8 @@ def set_embedding(
     ax
         Axes to draw on; a new figure by default.
     show
-        Show the figure (default: when no ``ax`` is given and not saving).
+        Show the figure (default: when no ``ax`` is given, not saving, and matplotlib
+        is in interactive mode).
     save
         Write the figure to this path.
     **kwargs
@@ -91,16 +113,20 @@ def set_embedding(
         raise ValueError(f"basis must be 'pca' or 'raw', got {basis!r}.")
     if max(i, j) >= coords.shape[1]:
         raise ValueError(f"components {components} exceed the {coords.shape[1]} available.")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4))
     values = None
-    if isinstance(color, str):
+    if isinstance(color, str) and _is_set_adata(adata, key):
+        if color not in adata.obs.columns:
+            raise KeyError(f"'{color}' is not a column of adata.obs.")
+        values = adata.obs[color].set_axis(table.index)
+    elif isinstance(color, str):
         set_key = params.get("set_key")
         if set_key is None:
             raise ValueError(f"adata.uns['{key}']['params'] does not name the set_key.")
         values = set_level_values(adata, set_key, color, table.index)
     elif color is not None:
-        values = pd.Series(color).reindex(table.index)
+        values = pd.Series(color)
+        values = values.set_axis(values.index.astype(str)).reindex(table.index)
+    ax, created = new_axes(ax, (4.5, 4))
     if values is None:
         ax.scatter(coords[:, i], coords[:, j], s=size, **kwargs)
     elif pd.api.types.is_numeric_dtype(values):
@@ -108,14 +134,14 @@ def set_embedding(
         plt.colorbar(sc, ax=ax, label=str(values.name or ""))
     else:
         cats = pd.Categorical(values)
-        cmap = plt.get_cmap("tab20" if len(cats.categories) > 10 else "tab10")
+        colors = category_colors(adata, color if isinstance(color, str) else None, cats.categories)
         for c, name in enumerate(cats.categories):
             m = np.asarray(cats.codes == c)
             ax.scatter(
                 coords[m, i],
                 coords[m, j],
                 s=size,
-                color=cmap(c % cmap.N),
+                color=colors[c],
                 label=str(name),
                 **kwargs,
             )
@@ -125,8 +151,5 @@ def set_embedding(
     ax.set_title(f"{key} ({len(table)} sets)" + (f": {color}" if isinstance(color, str) else ""))
     ax.set_xticks([])
     ax.set_yticks([])
-    if save:
-        ax.figure.savefig(save, bbox_inches="tight", dpi=150)
-    if show or (show is None and save is None and ax is not None and plt.isinteractive()):
-        plt.show()
+    finish(ax.figure, show=show, save=save, created=created)
     return ax

@@ -1,5 +1,13 @@
 """Set-level analysis tools in scanpy's shape."""
 
+from ._generated import generated_vs_real, generated_vs_real_summary
 from ._pseudobulk import pseudobulk_embedding
+from ._sets import set_dendrogram, set_distances
 
-__all__ = ["pseudobulk_embedding"]
+__all__ = [
+    "generated_vs_real",
+    "generated_vs_real_summary",
+    "pseudobulk_embedding",
+    "set_dendrogram",
+    "set_distances",
+]

@@ -1,0 +1,39 @@
+"""Helpers shared by the plots: colours, saving and showing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+from anndata import AnnData
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+
+
+def category_colors(adata: AnnData, column: str | None, categories: Sequence) -> list:
+    """RGBA colour of each category: ``adata.uns[f"{column}_colors"]`` if it fits."""
+    stored = None if column is None else adata.uns.get(f"{column}_colors")
+    if stored is not None and len(stored) == len(categories):
+        return [to_rgba(c) for c in stored]
+    cmap = plt.get_cmap("tab20" if len(categories) > 10 else "tab10")
+    return [cmap(i % cmap.N) for i in range(len(categories))]
+
+
+def finish(fig: Figure, *, show: bool | None, save: str | None, created: bool) -> None:
+    """Save the figure if asked; show it if asked, or by default for new figures.
+
+    With ``show=None`` a figure is shown only when this plot created it, it is not being
+    saved, and matplotlib is in interactive mode. ``show=False`` never shows.
+    """
+    if save:
+        fig.savefig(save, bbox_inches="tight", dpi=150)
+    if show or (show is None and created and not save and plt.isinteractive()):
+        plt.show()
+
+
+def new_axes(ax, figsize: tuple[float, float]):
+    """``(ax, created)``: the given Axes, or those of a new figure."""
+    if ax is not None:
+        return ax, False
+    _, ax = plt.subplots(figsize=figsize)
+    return ax, True
