@@ -37,7 +37,7 @@ def trained_mudata():
 
 
 def test_mudata_model_reads_both_modalities(trained_mudata):
-    model, mdata = trained_mudata
+    model, _mdata = trained_mudata
     assert model.module.modality_sizes == [30, 6]
     assert list(model.feature_names[-6:]) == [f"prot_{i}" for i in range(6)]
     assert model.module.library_log_means.shape == (2, 2)
@@ -68,7 +68,7 @@ def test_mudata_embeddings_and_sets(trained_mudata):
 
 
 def test_mudata_sample_returns_both_modalities(trained_mudata):
-    model, mdata = trained_mudata
+    model, _mdata = trained_mudata
     gen = model.sample(sets=["set_0", "set_3"], n_cells=20, seed=0)
     assert isinstance(gen, mudata.MuData)
     assert gen["rna"].shape == (40, 30) and gen["prot"].shape == (40, 6)
