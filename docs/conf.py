@@ -2,9 +2,17 @@
 
 import importlib.metadata
 import os
+import shutil
 import sys
+from pathlib import Path
 
 sys.path.insert(0, os.path.abspath("../src"))
+
+# The tutorials live in ../tutorials with their stored outputs; the docs show copies.
+_here = Path(__file__).resolve().parent
+(_here / "tutorials").mkdir(exist_ok=True)
+for _nb in sorted((_here.parent / "tutorials").glob("*.ipynb")):
+    shutil.copy2(_nb, _here / "tutorials" / _nb.name)
 
 project = "gde"
 author = "The gde authors"

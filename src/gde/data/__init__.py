@@ -5,6 +5,7 @@ from ._loader import SetDataLoader, iter_cell_chunks
 from ._sampler import SetBatchSampler
 from ._set_obs import set_level_obs
 from ._splitter import SetDataSplitter, SetSplit, group_cells_by_set, split_sets
+from ._stats import nb_log_theta
 
 __all__ = [
     "SetBatchSampler",
@@ -14,6 +15,7 @@ __all__ = [
     "SetSplit",
     "group_cells_by_set",
     "iter_cell_chunks",
+    "nb_log_theta",
     "set_level_obs",
     "split_sets",
 ]

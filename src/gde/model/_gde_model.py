@@ -34,7 +34,12 @@ from scvi.train import TrainRunner
 
 from gde._constants import GDE_KEYS
 from gde.data import SetDataSplitter, SetObsField, iter_cell_chunks
-from gde.data._stats import batch_log_fold_changes, feature_moments, library_log_stats
+from gde.data._stats import (
+    batch_log_fold_changes,
+    feature_moments,
+    library_log_stats,
+    nb_log_theta,
+)
 from gde.data._validation import (
     check_counts,
     check_finite,
@@ -183,7 +188,11 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
         stats = {}
         if is_counts:
             means, log_vars = library_log_stats(x, batch_codes, n_batch, sizes)
-            stats = {"library_log_means": means, "library_log_vars": log_vars}
+            stats = {
+                "library_log_means": means,
+                "library_log_vars": log_vars,
+                "log_theta_init": nb_log_theta(x, sizes),
+            }
             if sizes is not None:
                 stats["modality_sizes"] = sizes
             if n_batch > 1:

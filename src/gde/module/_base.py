@@ -76,6 +76,9 @@ class SetModuleBase(BaseModuleClass):
         Number of random pairs of the minibatch's sets the term compares per step.
     w2_solver
         ``"exact"``, ``"sinkhorn"`` or ``"auto"`` (see :func:`gde.nn.batch_w2_squared`).
+    log_theta_init
+        For counts: initial log inverse dispersion of each feature in the count decoder
+        (e.g. :func:`gde.data.nb_log_theta`); random by default.
     modality_sizes
         For counts of several modalities (CITE-seq: genes, then surface proteins): the
         number of features of each, in the order they are concatenated. Each modality is
@@ -109,8 +112,10 @@ class SetModuleBase(BaseModuleClass):
         w2_pairs: int = 48,
         w2_solver: OTSolver = "auto",
         modality_sizes: Sequence[int] | None = None,
+        log_theta_init: np.ndarray | None = None,
     ):
         super().__init__()
+        self._log_theta_init = log_theta_init
         if modality_sizes is not None:
             modality_sizes = [int(k) for k in modality_sizes]
             if sum(modality_sizes) != n_input or min(modality_sizes) < 1:
@@ -215,6 +220,15 @@ class SetModuleBase(BaseModuleClass):
             n_hidden=n_hidden,
             segments=self.modality_sizes,
         )
+        theta0 = self._log_theta_init
+        if theta0 is not None and dispersion in ("gene", "gene-batch") and likelihood != "poisson":
+            with torch.no_grad():  # (n_genes,) or (n_genes, n_batch)
+                theta0 = torch.as_tensor(np.asarray(theta0), dtype=torch.float32)
+                decoder.log_theta.copy_(
+                    theta0.reshape(-1, *([1] * (decoder.log_theta.dim() - 1))).expand_as(
+                        decoder.log_theta
+                    )
+                )
         if batch_offset_init is not None and decoder.batch_offset is not None:
             with torch.no_grad():
                 decoder.batch_offset.copy_(torch.as_tensor(batch_offset_init))
