@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from scvi.module.base import LossOutput, auto_move_data
 from scvi.nn import Encoder
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Distribution, Normal, kl_divergence
 
 from gde._constants import GDE_KEYS
-from gde.nn import NormalDecoder
+from gde.nn import NormalDecoder, SetMixturePrior
 from gde.nn._count_decoder import COUNT_LIKELIHOODS, Dispersion
 from gde.nn._pooling import Pooling
 
@@ -63,6 +63,13 @@ class SetCVAE(SetModuleBase):
     batch_offset_init
         Initial per-batch gene log fold changes of the count decoder,
         ``(n_batch, n_genes)``.
+    prior
+        Prior of the per-cell latent ``u``: ``"normal"`` (standard normal) or
+        ``"mixture"`` (:class:`gde.nn.SetMixturePrior`: shared Gaussian components whose
+        weights depend on the set embedding, so the embedding carries the set's
+        composition).
+    n_prior_components
+        Components of the mixture prior.
     **kwargs
         Passed to :class:`gde.module.SetModuleBase` (input transform, variational set
         embedding, feature statistics, library-size statistics).
@@ -87,8 +94,12 @@ class SetCVAE(SetModuleBase):
         dropout_rate: float = 0.1,
         input_transform: InputTransform = "log1p_cp10k",
         batch_offset_init: np.ndarray | None = None,
+        prior: Literal["normal", "mixture"] = "normal",
+        n_prior_components: int = 16,
         **kwargs,
     ):
+        if prior not in ("normal", "mixture"):
+            raise ValueError(f"prior must be 'normal' or 'mixture', got {prior!r}.")
         if likelihood not in (*COUNT_LIKELIHOODS, "normal"):
             raise ValueError(
                 f"likelihood must be one of {(*COUNT_LIKELIHOODS, 'normal')}, got {likelihood!r}."
@@ -109,6 +120,11 @@ class SetCVAE(SetModuleBase):
         )
         self.likelihood = likelihood
         self.n_latent_cell = n_latent_cell
+        self.prior = (
+            SetMixturePrior(n_latent, n_latent_cell, n_prior_components, n_hidden)
+            if prior == "mixture"
+            else None
+        )
         self.cell_encoder = Encoder(
             n_input + n_latent + self.encoder_cont,
             n_latent_cell,
@@ -193,7 +209,13 @@ class SetCVAE(SetModuleBase):
             px = self.decoder(z, *cats, cont=cont)
         else:
             px = self.decoder(z, library, *cats, cont=cont)
-        return {"px": px, "pu": Normal(torch.zeros_like(u), torch.ones_like(u))}
+        return {"px": px, "pu": self.cell_prior(u, z_cells)}
+
+    def cell_prior(self, u: torch.Tensor, z_cells: torch.Tensor) -> Distribution:
+        """Prior of the per-cell latents given their sets' embeddings."""
+        if self.prior is None:
+            return Normal(torch.zeros_like(u), torch.ones_like(u))
+        return self.prior(z_cells)
 
     def loss(
         self,
@@ -210,7 +232,12 @@ class SetCVAE(SetModuleBase):
             # (n_sets, set_size, n_genes) -> (n_cells, n_genes)
             x = x.reshape(-1, x.shape[-1])
         reconstruction = -generative_outputs["px"].log_prob(x).sum(-1)
-        kl_u = kl_divergence(inference_outputs["qu"], generative_outputs["pu"]).sum(-1)
+        qu, pu = inference_outputs["qu"], generative_outputs["pu"]
+        if self.prior is None:
+            kl_u = kl_divergence(qu, pu).sum(-1)
+        else:  # one-sample estimate: the mixture has no closed-form KL
+            u = inference_outputs["u"]
+            kl_u = qu.log_prob(u).sum(-1) - pu.log_prob(u)
         loss = torch.mean(reconstruction + kl_weight * kl_u)
         extra = {}
         set_term, set_metrics = self.set_terms(inference_outputs, kl_weight)
@@ -270,7 +297,10 @@ class SetCVAE(SetModuleBase):
         z_cells, batch_index, cats, cont = self._generation_inputs(
             z_set, n_cells, batch_index, cat_covs, cont_covs
         )
-        u = torch.randn(z_cells.shape[0], self.n_latent_cell, device=z_cells.device)
+        if self.prior is None:
+            u = torch.randn(z_cells.shape[0], self.n_latent_cell, device=z_cells.device)
+        else:
+            u = self.prior(z_cells).sample()
         z = torch.cat([u, z_cells], dim=-1)
         if self.likelihood == "normal":
             return self.to_data_scale(self.decoder(z, *cats, cont=cont).sample(), batch_index)

@@ -7,6 +7,7 @@ from ._kme import KernelMeanEncoder
 from ._normal_decoder import NormalDecoder
 from ._ot import batch_w2_squared, exact_w2_squared, sinkhorn_cost, sinkhorn_divergence
 from ._pooling import SegmentPool, pool
+from ._prior import SetMixturePrior
 from ._set_encoder import PooledResidualBlock, SetEncoder, one_hot_covariates
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "PooledResidualBlock",
     "SegmentPool",
     "SetEncoder",
+    "SetMixturePrior",
     "batch_w2_squared",
     "count_distribution",
     "log_library",
