@@ -6,7 +6,7 @@ import torch
 from scipy import sparse
 
 import gde
-from gde.data._stats import batch_log_fold_changes, library_log_stats
+from gde.data._stats import batch_log_fold_changes, library_log_stats, log_library_sizes
 
 
 def test_nb_log_theta_recovers_known_dispersion():
@@ -34,6 +34,14 @@ def test_statistics_per_modality():
     np.testing.assert_allclose(means[0, 0], np.log(genes[:150].sum(1)).mean())
     np.testing.assert_allclose(means[1, 1], np.log(prots[150:].sum(1)).mean())
     np.testing.assert_allclose(variances[0, 1], np.log(prots[:150].sum(1)).var())
+    # per-cell log totals of each block; sparse input gives the same, empty cells count 1
+    empty_first = x.copy()
+    empty_first[0] = 0
+    logs = log_library_sizes(sparse.csr_matrix(empty_first), segments=[5, 2])
+    np.testing.assert_allclose(logs[1:, 0], np.log(genes[1:].sum(1)))
+    np.testing.assert_allclose(logs[1:, 1], np.log(prots[1:].sum(1)))
+    np.testing.assert_array_equal(logs[0], [0.0, 0.0])
+    np.testing.assert_allclose(log_library_sizes(x), np.log(np.maximum(x.sum(1), 1))[:, None])
     # fold changes are computed within each modality, as if it were alone
     joint = batch_log_fold_changes(x, codes, 2, segments=[5, 2])
     np.testing.assert_allclose(joint[:, 5:], batch_log_fold_changes(prots, codes, 2))

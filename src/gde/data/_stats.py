@@ -16,6 +16,15 @@ def _blocks(x, segments):
     return [x[:, a:b] for a, b in itertools.pairwise(edges)]
 
 
+def log_library_sizes(x, segments=None) -> np.ndarray:
+    """Log total counts of each cell in each block of features, ``(n_cells, n_blocks)``.
+
+    Totals below 1 count as 1. ``segments`` as in :func:`library_log_stats`.
+    """
+    totals = [np.asarray(block.sum(axis=1)).ravel() for block in _blocks(x, segments)]
+    return np.log(np.maximum(np.stack(totals, axis=1), 1.0))
+
+
 def library_log_stats(
     x, batch_codes: np.ndarray, n_batch: int, segments=None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -38,13 +47,12 @@ def library_log_stats(
     Two ``(n_batch, n_blocks)`` arrays; mean 0 and variance 1 for batches without cells.
     """
     batch_codes = np.asarray(batch_codes).ravel()
-    blocks = _blocks(x, segments)
-    means = np.zeros((n_batch, len(blocks)))
-    variances = np.ones((n_batch, len(blocks)))
-    for k, block in enumerate(blocks):
-        logs = np.log(np.maximum(np.asarray(block.sum(axis=1)).ravel(), 1.0))
+    logs = log_library_sizes(x, segments)
+    means = np.zeros((n_batch, logs.shape[1]))
+    variances = np.ones((n_batch, logs.shape[1]))
+    for k in range(logs.shape[1]):
         for b in np.unique(batch_codes):
-            values = logs[batch_codes == b]
+            values = logs[batch_codes == b, k]
             means[b, k] = values.mean()
             variances[b, k] = values.var() if len(values) > 1 else 1.0
     return means, variances

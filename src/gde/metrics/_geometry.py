@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import cdist
+from scipy.spatial.distance import pdist, squareform
 from scipy.stats import rankdata, spearmanr
 
 
-def pairwise_distances(embeddings: pd.DataFrame | np.ndarray) -> np.ndarray:
-    """Euclidean distances between the rows of ``embeddings`` (``(n_sets, n_sets)``)."""
+def pairwise_distances(
+    embeddings: pd.DataFrame | np.ndarray, metric: str = "euclidean"
+) -> np.ndarray:
+    """Distances between the rows of ``embeddings``, ``(n_sets, n_sets)``, zero diagonal.
+
+    ``metric`` is any metric of :func:`scipy.spatial.distance.pdist`.
+    """
     x = np.asarray(embeddings, dtype=np.float64)
-    return cdist(x, x)
+    if len(x) < 2:
+        return np.zeros((len(x), len(x)))
+    return squareform(pdist(x, metric=metric))
 
 
 def _upper(d: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

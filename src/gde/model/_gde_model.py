@@ -169,7 +169,8 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
         super().__init__(adata)
         if decoder not in ("cvae", "ddpm"):
             raise ValueError(f"decoder must be 'cvae' or 'ddpm', got {decoder!r}.")
-        likelihood = self._check_data(adata, likelihood, decoder)
+        x = self._data(adata)
+        likelihood = self._check_data(x, likelihood, decoder)
         is_counts = likelihood in COUNT_LIKELIHOODS
 
         n_batch = self.summary_stats.n_batch
@@ -178,7 +179,6 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
             cat_state = self.adata_manager.get_state_registry(GDE_KEYS.CAT_COVS_KEY)
             n_cats_per_cov = cat_state.n_cats_per_key
         n_cont = self.summary_stats.get("n_extra_continuous_covs", 0)
-        x = self._data(adata)
         batch_codes = self.adata_manager.get_from_registry(GDE_KEYS.BATCH_KEY)
         sizes = self._modality_sizes
         if sizes is not None and not is_counts:
@@ -450,14 +450,20 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
             )
         return data_location(args.get("layer"), args.get("obsm_key"))
 
-    def _data(self, adata: AnnData):
+    def _data(self, adata: AnnData, rows: np.ndarray | None = None):
+        """The modelled values of ``adata`` (of the cells at ``rows`` only, if given)."""
         args = self._setup_args
         if self._modalities is not None:  # genes, then proteins, as the module sees them
             mods = self._modalities
-            rna = get_data(adata[mods["rna_layer"]], layer=args.get("rna_layer"))
-            prot = get_data(adata[mods["protein_layer"]], layer=args.get("protein_layer"))
-            return sparse.hstack([sparse.csr_matrix(rna), sparse.csr_matrix(prot)], format="csr")
-        return get_data(adata, layer=args.get("layer"), obsm_key=args.get("obsm_key"))
+            blocks = [
+                get_data(adata[mods[role]], layer=args.get(role))
+                for role in ("rna_layer", "protein_layer")
+            ]
+            if rows is not None:
+                blocks = [block[rows] for block in blocks]
+            return sparse.hstack([sparse.csr_matrix(b) for b in blocks], format="csr")
+        x = get_data(adata, layer=args.get("layer"), obsm_key=args.get("obsm_key"))
+        return x if rows is None else x[rows]
 
     @property
     def feature_names(self) -> pd.Index:
@@ -477,9 +483,8 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
             return pd.Index([f"{obsm_key}_{i}" for i in names])
         return pd.Index(np.asarray(names).astype(str))
 
-    def _check_data(self, adata: AnnData, likelihood: str | None, decoder: str) -> str:
-        """Check the registered values against the likelihood; return the likelihood."""
-        x = self._data(adata)
+    def _check_data(self, x, likelihood: str | None, decoder: str) -> str:
+        """Check the registered values ``x`` against the likelihood; return the likelihood."""
         where = self._where
         check_finite(x, where)
         is_counts = is_count_matrix(x)

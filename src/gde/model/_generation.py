@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -15,14 +14,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from gde._constants import GDE_KEYS
-
-
-def _log_totals(x, segments: Sequence[int] | None) -> np.ndarray:
-    """Log total counts per cell and modality, ``(n_cells, n_modalities)``."""
-    edges = np.cumsum([0, *(segments or [x.shape[1]])])
-    x = sparse.csc_matrix(x) if sparse.issparse(x) and segments else x
-    totals = [np.asarray(x[:, a:b].sum(axis=1)).ravel() for a, b in itertools.pairwise(edges)]
-    return np.log(np.maximum(np.stack(totals, axis=1), 1.0))
+from gde.data._stats import log_library_sizes
 
 
 @contextmanager
@@ -72,18 +64,24 @@ class GenerationMixin:
             if GDE_KEYS.CONT_COVS_KEY in manager.data_registry
             else None
         )
-        data = self._data(adata) if self.module.data_kind == "counts" else None
+        rows = {name: groups[name] for name in names}
+        log_library = None
+        if self.module.data_kind == "counts":  # library sizes of the named sets' cells only
+            chosen = np.concatenate(list(rows.values()))
+            logs = log_library_sizes(self._data(adata, rows=chosen), self._modality_sizes)
+            ends = np.cumsum([len(r) for r in rows.values()])
+            log_library = dict(zip(rows, np.split(logs, ends[:-1]), strict=True))
         out = []
         for name in names:
-            cells = groups[name]
+            cells = rows[name]
             ctx = {"batch": int(np.bincount(batch[cells]).argmax())}
             if cat is not None:
                 codes = np.asarray(cat)[cells]
                 ctx["cat"] = np.array([np.bincount(c).argmax() for c in codes.T.astype(int)])
             if cont is not None:
                 ctx["cont"] = np.asarray(cont, dtype=np.float32)[cells].mean(0)
-            if data is not None:  # library sizes of this set's cells only, per modality
-                ctx["log_library"] = _log_totals(data[cells], self._modality_sizes)
+            if log_library is not None:  # per cell and modality
+                ctx["log_library"] = log_library[name]
             out.append(ctx)
         return out
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scipy.spatial.distance import pdist, squareform
 
 from gde.data import set_level_obs
+from gde.metrics._geometry import pairwise_distances
 
 
 class SetAnalysisMixin:
@@ -108,6 +108,5 @@ class SetAnalysisMixin:
 
 
 def _distance_table(emb: pd.DataFrame, metric: str) -> pd.DataFrame:
-    z = emb.to_numpy(dtype=np.float64)
-    d = squareform(pdist(z, metric=metric)) if len(z) > 1 else np.zeros((len(z), len(z)))
+    d = pairwise_distances(emb, metric=metric)
     return pd.DataFrame(d, index=emb.index, columns=emb.index)

@@ -8,6 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from gde.data._validation import check_set_column, get_data
+from gde.tl._normalize import log_normalize
 
 
 def pseudobulk_embedding(
@@ -55,13 +56,7 @@ def pseudobulk_embedding(
     labels = pd.Categorical(adata.obs[set_key]).remove_unused_categories()
     codes = np.asarray(labels.codes)
     n_sets = len(labels.categories)
-    totals = np.asarray(x.sum(axis=1)).ravel()
-    scale = target_sum / np.maximum(totals, 1.0)
-    if sparse.issparse(x):
-        logx = sparse.diags(scale) @ sparse.csr_matrix(x)
-        logx.data = np.log1p(logx.data)
-    else:
-        logx = np.log1p(np.asarray(x) * scale[:, None])
+    logx = log_normalize(x, target_sum=target_sum)
     member = sparse.csr_matrix(
         (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_sets, len(codes))
     )

@@ -6,7 +6,9 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 from scipy.cluster.hierarchy import leaves_list, linkage
-from scipy.spatial.distance import pdist, squareform
+from scipy.spatial.distance import squareform
+
+from gde.metrics._geometry import pairwise_distances
 
 _LINKAGE_METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
 
@@ -51,7 +53,7 @@ def set_distances(
         raise ValueError(f"sets.obsm['{use_rep}'] must be 2-D, got shape {z.shape}.")
     if not np.isfinite(z).all():
         raise ValueError(f"sets.obsm['{use_rep}'] contains NaN or infinite values.")
-    d = squareform(pdist(z, metric=metric)) if len(z) > 1 else np.zeros((len(z), len(z)))
+    d = pairwise_distances(z, metric=metric)
     if copy:
         sets = sets.copy()
     sets.obsp[key_added or f"{use_rep}_distances"] = d
