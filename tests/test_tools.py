@@ -28,6 +28,25 @@ def test_same_label_auc():
     assert gde.metrics.same_label_auc(z, ["a", "b", "a", "b"]) < 0.5
     with pytest.raises(ValueError, match="both"):
         gde.metrics.same_label_auc(z, ["a"] * 4)
+    # distances given directly score the same
+    d = np.abs(z - z.T)
+    labels = ["a", "b", "a", "b"]
+    assert gde.metrics.same_label_auc(d, labels, precomputed=True) == pytest.approx(
+        gde.metrics.same_label_auc(z, labels)
+    )
+    with pytest.raises(ValueError, match="square"):
+        gde.metrics.same_label_auc(z, labels, precomputed=True)
+
+
+def test_nearest_same_label():
+    z = np.array([[0.0], [0.1], [5.0], [5.3], [5.2], [20.0]])
+    # a, a pair up; b's nearest is b for two of three; the lone c is not counted
+    labels = ["a", "a", "b", "x", "b", "c"]
+    assert gde.metrics.nearest_same_label(z, labels) == pytest.approx(3 / 4)
+    d = np.abs(z - z.T)
+    assert gde.metrics.nearest_same_label(d, labels, precomputed=True) == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match="two sets"):
+        gde.metrics.nearest_same_label(z, list("abcdef"))
 
 
 def test_pseudobulk_embedding(adata):

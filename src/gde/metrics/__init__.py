@@ -8,7 +8,12 @@ from ._gaussian import (
     moment_error,
 )
 from ._generation import mean_variance_agreement, per_set_agreement
-from ._geometry import distance_spearman, pairwise_distances, same_label_auc
+from ._geometry import (
+    distance_spearman,
+    nearest_same_label,
+    pairwise_distances,
+    same_label_auc,
+)
 from ._gmm import fit_gmm, gmm_w2_samples, gmm_w2_squared
 from ._samples import energy_distance, mmd, sinkhorn_divergence
 
@@ -25,6 +30,7 @@ __all__ = [
     "mean_variance_agreement",
     "mmd",
     "moment_error",
+    "nearest_same_label",
     "pairwise_distances",
     "per_set_agreement",
     "same_label_auc",

@@ -55,10 +55,21 @@ def distance_spearman(
     return float(spearmanr(d_emb, d_true).statistic)
 
 
+def _set_distances(embeddings, precomputed: bool) -> np.ndarray:
+    if not precomputed:
+        return pairwise_distances(embeddings)
+    d = np.asarray(embeddings, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"precomputed distances must be a square matrix, got shape {d.shape}.")
+    return d
+
+
 def same_label_auc(
     embeddings: pd.DataFrame | np.ndarray,
     labels: np.ndarray | pd.Series,
     pair_mask: np.ndarray | None = None,
+    *,
+    precomputed: bool = False,
 ) -> float:
     """ROC-AUC that a smaller embedding distance means the two sets share a label.
 
@@ -68,17 +79,56 @@ def same_label_auc(
     Parameters
     ----------
     embeddings
-        ``(n_sets, n_latent)``.
+        ``(n_sets, n_latent)``, or a ``(n_sets, n_sets)`` distance matrix if
+        ``precomputed``.
     labels
         Label of each set (donor, batch, ...).
     pair_mask
         Optional boolean ``(n_sets, n_sets)`` matrix selecting the pairs to score.
+    precomputed
+        ``embeddings`` holds distances (e.g. from :func:`gde.tl.wasserstein_distances`).
     """
     labels = np.asarray(labels)
     same = _upper(labels[:, None] == labels[None, :], pair_mask)
-    score = -_upper(pairwise_distances(embeddings), pair_mask)
+    score = -_upper(_set_distances(embeddings, precomputed), pair_mask)
     n_pos, n_neg = int(same.sum()), int((~same).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("same_label_auc needs both same-label and different-label pairs.")
     ranks = rankdata(score)
     return float((ranks[same].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def nearest_same_label(
+    embeddings: pd.DataFrame | np.ndarray,
+    labels: np.ndarray | pd.Series,
+    *,
+    precomputed: bool = False,
+) -> float:
+    """Fraction of sets whose nearest other set shares their label.
+
+    Only sets with at least one other set of the same label count (e.g. the samples of
+    donors sampled more than once). Chance is about the share of same-label sets among
+    the others.
+
+    Parameters
+    ----------
+    embeddings
+        ``(n_sets, n_latent)``, or a ``(n_sets, n_sets)`` distance matrix if
+        ``precomputed``.
+    labels
+        Label of each set (donor, clone, ...).
+    precomputed
+        ``embeddings`` holds distances.
+    """
+    labels = np.asarray(labels)
+    d = _set_distances(embeddings, precomputed).copy()
+    if len(labels) != len(d):
+        raise ValueError(f"{len(labels)} labels for {len(d)} sets.")
+    np.fill_diagonal(d, np.inf)
+    same = labels[:, None] == labels[None, :]
+    np.fill_diagonal(same, False)
+    has_partner = same.any(axis=1)
+    if not has_partner.any():
+        raise ValueError("nearest_same_label needs at least two sets sharing a label.")
+    nearest = d.argmin(axis=1)
+    return float((labels[nearest] == labels)[has_partner].mean())

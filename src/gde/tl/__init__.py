@@ -3,6 +3,7 @@
 from ._generated import generated_vs_real, generated_vs_real_summary
 from ._pseudobulk import pseudobulk_embedding
 from ._sets import set_dendrogram, set_distances
+from ._wasserstein import wasserstein_distances
 
 __all__ = [
     "generated_vs_real",
@@ -10,4 +11,5 @@ __all__ = [
     "pseudobulk_embedding",
     "set_dendrogram",
     "set_distances",
+    "wasserstein_distances",
 ]
