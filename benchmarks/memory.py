@@ -77,7 +77,7 @@ def main(argv=None):
     )
     gde.GDEModel.setup_anndata(train, set_key="set")
     model = gde.GDEModel(train)
-    model.train(max_epochs=2, enable_progress_bar=False, early_stopping=False)
+    model.train(max_steps=2, enable_progress_bar=False, early_stopping=False)
 
     t0 = time.perf_counter()
     big = gde.datasets.simulate_sets(

@@ -9,6 +9,11 @@ Two families of distributions, each split into training and held-out *distributi
   uniform in [0, 5]^5, the same covariance prior, Dirichlet(1) weights. Truth: exact W2
   (network simplex) between the held-out sets' samples; also the mixture W2 between the
   true parameters.
+- **Shapes** (``gde.datasets.shape_sets``): 2-D mixtures of up to 4 components mapped to
+  mean 0 and covariance I, so that only the shape differs (modes, skew, a heavy
+  cluster); set means and covariances cannot rank them. Truth: exact W2 between the
+  held-out sets' samples.
+- **Counts with equal pseudobulk** (``--families counts``, ``synthetic_counts.py``).
 
 Every method sees the same training sets and the same held-out sets. Trained methods get
 the same budget: the same number of optimiser steps over minibatches of the same number
@@ -17,7 +22,9 @@ of sets of the same size. Scores on held-out distributions:
 - Spearman between latent L2 distance and true W2 over all held-out pairs;
 - reconstruction: 10,000 samples decoded from each held-out embedding, then W2² between
   the fitted and true Gaussian (Gaussians), or mixture-W2² between a 3-component mixture
-  fitted to them and the true mixture (GMMs), averaged over held-out sets;
+  fitted to them and the true mixture (GMMs), or exact W2² between decoded and held-out
+  samples (shapes), averaged over held-out sets; the floor row does the same with
+  fresh samples of the true distributions;
 - training time.
 
 Methods: ``gde`` (mean-pooled set encoder, CVAE decoder, W2-matching term), ``gde
@@ -51,6 +58,8 @@ import pandas as pd
 import scipy.linalg
 import scvi
 import torch
+from synthetic_counts import run_counts
+from synthetic_report import FAMILY_TITLES, SET_SIZE, SETS_PER_BATCH, plot, render
 
 import gde
 from gde.metrics import distance_spearman, gaussian_w2, gmm_w2_samples, gmm_w2_squared
@@ -67,6 +76,11 @@ FAMILIES = {
         },
         "n_latent": 16,
     },
+    "shape": {
+        "maker": gde.datasets.shape_sets,
+        "kw": {"n_dims": 2, "n_components": 4, "max_separation": 4.0},
+        "n_latent": 16,
+    },
     "gmm": {
         "maker": gde.datasets.gmm_sets,
         "kw": {
@@ -81,19 +95,14 @@ FAMILIES = {
         "n_latent": 32,
     },
 }
-SET_SIZE = 100
-SETS_PER_BATCH = 32
 N_DECODED = 10_000
 METHODS = {
-    "gde": {"w2_weight": 1.0},
-    "gde (no W2 term)": {},
-    "sum-pooled encoder": {"w2_weight": 1.0, "pooling": "sum"},
+    "gde": {},
+    "gde (no W2 term)": {"w2_weight": 0.0},
+    "sum-pooled encoder": {"pooling": "sum"},
     "KME + same decoder": {"set_encoder": "kme"},
 }
-PAPER = {
-    "gaussian": {"spearman": 0.96},
-    "gmm": {"spearman": 0.76, "recon": {"gde": 1.82, "KME + DDPM": 2.18, "Wormhole": 2.89}},
-}
+INFO_KEY = {"gaussian": "gaussian_sets", "gmm": "gmm_sets", "shape": "shape_sets"}
 
 
 # ----------------------------------------------------------------------------- data
@@ -107,7 +116,7 @@ def make_family(name: str, args) -> tuple:
         seed=args.seed,
         **spec["kw"],
     )
-    info = adata.uns["gaussian_sets" if name == "gaussian" else "gmm_sets"]
+    info = adata.uns[INFO_KEY[name]]
     split = info["sets"]["split"]
     held = list(split.index[split == "held_out"])
     train = adata[adata.obs["split"] == "train"].copy()
@@ -146,12 +155,15 @@ def truth_w2(name, test, held, info) -> dict[str, pd.DataFrame]:
     }
 
 
-def recon_error(name: str, samples: list[np.ndarray], held, info) -> float:
+def recon_error(name: str, samples: list[np.ndarray], held, info, test=None) -> float:
     names = list(info["sets"].index)
     errs = []
-    for x, n in zip(samples, held, strict=True):
+    real = _set_samples(test, held) if name == "shape" else [None] * len(held)
+    for x, n, r in zip(samples, held, real, strict=True):
         i = names.index(n)
-        if name == "gaussian":
+        if name == "shape":
+            errs.append(ot.emd2([], [], ot.dist(x[: len(r)], r)))
+        elif name == "gaussian":
             mu, cov = x.mean(0), np.cov(x, rowvar=False)
             errs.append(gaussian_w2(mu, cov, info["means"][i], info["covs"][i], squared=True))
         else:
@@ -159,6 +171,20 @@ def recon_error(name: str, samples: list[np.ndarray], held, info) -> float:
                 gmm_w2_samples(x, info["weights"][i], info["means"][i], info["covs"][i], seed=0)
             )
     return float(np.mean(errs))
+
+
+def _fresh(name: str, args, held) -> tuple:
+    """New samples of the same distributions (the same seed draws the same parameters)."""
+    spec = FAMILIES[name]
+    n_sets = args.n_train + args.n_test
+    adata = spec["maker"](
+        n_sets=n_sets,
+        n_samples_per_set=N_DECODED if name == "gmm" else args.samples,
+        held_out_fraction=args.n_test / n_sets,
+        seed=args.seed,
+        **spec["kw"],
+    )
+    return (adata[adata.obs["set"].isin(held)],)
 
 
 # -------------------------------------------------------------------------- methods
@@ -169,8 +195,7 @@ def train_gde(train, n_latent: int, steps: int, seed: int, **model_kw):
     model = gde.GDEModel(adata, decoder="cvae", likelihood="normal", n_latent=n_latent, **model_kw)
     t0 = time.perf_counter()
     model.train(
-        max_epochs=max(steps // 100, 1),
-        n_batches_per_epoch=min(steps, 100),
+        max_steps=steps,
         set_size=SET_SIZE,
         n_sets_per_batch=SETS_PER_BATCH,
         train_size=0.95,
@@ -289,7 +314,7 @@ def run_family(name: str, args) -> tuple[dict, dict]:
         if "mixture_w2" in truth:
             row["spearman_mixture_w2"] = distance_spearman(emb, truth["mixture_w2"])
         row["reconstruction"] = (
-            recon_error(name, decoded, held, info) if decoded is not None else None
+            recon_error(name, decoded, held, info, test) if decoded is not None else None
         )
         row["train_seconds"] = seconds
         rows[label] = row
@@ -307,6 +332,11 @@ def run_family(name: str, args) -> tuple[dict, dict]:
         trained[label] = model
 
     score("pseudobulk", np.stack([x.mean(0) for x in test_samples]), None, 0.0)
+    if name != "gaussian":  # the floor: fresh samples of the true distributions
+        fresh = _set_samples(*_fresh(name, args, held), held)
+        rows["floor: 10,000 true samples"] = {
+            "reconstruction": recon_error(name, fresh, held, info, test)
+        }
     t0 = time.perf_counter()
     mom = moment_embedding(test_samples)
     score("moments", mom, moment_decode(test_samples, args.seed), time.perf_counter() - t0)
@@ -329,117 +359,10 @@ def run_family(name: str, args) -> tuple[dict, dict]:
     return rows, extras
 
 
-def render(results: dict) -> str:
-    cfg = results["config"]
-    lines = [
-        "## Synthetic distributions: latent W2 geometry and reconstruction",
-        "",
-        f"`python benchmarks/synthetic.py{' --quick' if cfg['quick'] else ''}`; "
-        f"{cfg['n_train']} training and {cfg['n_test']} held-out distributions per family, "
-        f"{cfg['samples']} samples each; trained methods get {cfg['steps']} steps of "
-        f"{SETS_PER_BATCH} sets × {SET_SIZE} samples (Wormhole: {cfg['wormhole_steps']} "
-        f"steps, the same minibatches). Scores on held-out distributions. "
-        f"Total {results['total_seconds'] / 60:.1f} min on {results['platform']}.",
-        "",
-    ]
-    for fam, title, recon in (
-        ("gaussian", "5-D Gaussians", "W2² (fitted Gaussian)"),
-        ("gmm", "5-D, 3-component Gaussian mixtures", "mixture-W2² (fitted 3-GMM)"),
-    ):
-        if fam not in results:
-            continue
-        rows = results[fam]["methods"]
-        extra_col = fam == "gmm"
-        head = "| method | Spearman (latent, W2) |"
-        head += " Spearman (latent, mixture W2) |" if extra_col else ""
-        head += f" reconstruction {recon} | training (s) |"
-        lines += [f"### {title}", "", head, "|" + "---|" * (head.count("|") - 1)]
-        for label, r in rows.items():
-            if "skipped" in r:
-                lines.append(f"| {label} | {r['skipped']} |")
-                continue
-            cells = [label, f"{r['spearman_w2']:.3f}"]
-            if extra_col:
-                cells.append(f"{r['spearman_mixture_w2']:.3f}")
-            rec = r["reconstruction"]
-            cells.append("—" if rec is None else f"{rec:.4f}")
-            cells.append(f"{r['train_seconds']:.0f}")
-            lines.append("| " + " | ".join(cells) + " |")
-        paper = PAPER[fam]
-        note = f"Paper: Spearman {paper['spearman']}"
-        if "recon" in paper:
-            note += "; mixture-W2² " + ", ".join(f"{k} {v}" for k, v in paper["recon"].items())
-        lines += ["", note + ".", ""]
-    abl = results.get("gaussian", {}).get("set_size_ablation")
-    if abl:
-        sizes = list(next(iter(abl.values())).keys())
-        lines += [
-            "### Ablation: pooling and set size at inference (Gaussians, trained on m = "
-            f"{SET_SIZE})",
-            "",
-            "Spearman (latent, W2) / drift of the embedding from the one of "
-            f"{cfg['samples']} samples, relative to the mean distance between embeddings.",
-            "",
-            "| pooling | " + " | ".join(f"m = {m}" for m in sizes) + " |",
-            "|---|" + "---|" * len(sizes),
-        ]
-        for pooling, r in abl.items():
-            cells = [f"{r[m]['spearman_w2']:.3f} / {r[m]['relative_drift']:.3f}" for m in sizes]
-            lines.append(f"| {pooling} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot(results: dict, out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fams = [f for f in ("gaussian", "gmm") if f in results]
-    shown = ["gde", "gde (no W2 term)", "KME + same decoder", "Wasserstein Wormhole"]
-    fig, axes = plt.subplots(len(fams), len(shown), figsize=(3.2 * len(shown), 3.0 * len(fams)))
-    axes = np.atleast_2d(axes)
-    for row, fam in zip(axes, fams, strict=True):
-        scat = results[fam]["scatter"]
-        for ax, label in zip(row, shown, strict=True):
-            if label not in scat:
-                ax.set_axis_off()
-                continue
-            s = scat[label]
-            ax.scatter(s["true_w2"], s["latent"], s=3, alpha=0.4)
-            rho = results[fam]["methods"][label]["spearman_w2"]
-            ax.set_title(f"{fam}: {label}\nSpearman {rho:.3f}", fontsize=8)
-            ax.set_xlabel("true W2")
-            ax.set_ylabel("latent L2")
-    fig.tight_layout()
-    fig.savefig(out_dir / "synthetic_scatter.png", dpi=110)
-    plt.close(fig)
-
-    abl = results.get("gaussian", {}).get("set_size_ablation")
-    if abl:
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-        for pooling, r in abl.items():
-            sizes = [int(m) for m in r]
-            axes[0].plot(sizes, [r[str(m)]["relative_drift"] for m in sizes], "o-", label=pooling)
-            axes[1].plot(sizes, [r[str(m)]["spearman_w2"] for m in sizes], "o-", label=pooling)
-        for ax, lab in zip(
-            axes, ("relative drift of the embedding", "Spearman (latent, W2)"), strict=True
-        ):
-            ax.set_xscale("log")
-            ax.set_xlabel("set size at inference m")
-            ax.set_ylabel(lab)
-            ax.axvline(SET_SIZE, color="grey", lw=0.5)
-        axes[0].legend(title="pooling")
-        fig.tight_layout()
-        fig.savefig(out_dir / "synthetic_set_size.png", dpi=110)
-        plt.close(fig)
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small run (minutes)")
-    parser.add_argument("--families", nargs="+", default=["gaussian", "gmm"])
+    parser.add_argument("--families", nargs="+", default=["gaussian", "gmm", "shape", "counts"])
     parser.add_argument("--n-train", type=int, default=800)
     parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--samples", type=int, default=1000)
@@ -450,6 +373,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--set-sizes", type=int, nargs="+", default=[10, 50, 100, 500])
     parser.add_argument("--n-rep", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the families not run now from the existing result file",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     if args.quick:
@@ -462,12 +390,21 @@ def main(argv=None) -> dict:
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
     }
+    stem = "synthetic_quick" if args.quick else "synthetic"
+    previous = args.out / f"{stem}.json"
+    if args.merge and previous.exists():
+        earlier = json.loads(previous.read_text())
+        families = [fam for fam, *_ in FAMILY_TITLES] + ["counts"]
+        for fam, entry in earlier.items():
+            if fam in families and fam not in args.families:
+                entry.setdefault("config", earlier["config"])
+                entry["earlier_run"] = True
+                results[fam] = entry
     for fam in args.families:
-        rows, extras = run_family(fam, args)
-        results[fam] = {"methods": rows, **extras}
+        rows, extras = run_counts(args) if fam == "counts" else run_family(fam, args)
+        results[fam] = {"methods": rows, **extras, "config": results["config"]}
     results["total_seconds"] = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "synthetic_quick" if args.quick else "synthetic"
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
     (args.out / f"{stem}.md").write_text(render(results))
     if not args.quick:

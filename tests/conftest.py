@@ -20,7 +20,13 @@ def small_sets(n_sets=10, n_genes=40, seed=0, **kwargs):
     return gde.datasets.simulate_sets(n_sets=n_sets, n_genes=n_genes, seed=seed, **kwargs)
 
 
-TRAIN_KW = {"max_epochs": 2, "set_size": 16, "n_sets_per_batch": 4, "enable_progress_bar": False}
+TRAIN_KW = {
+    "max_epochs": 2,
+    "steps_per_epoch": 1,
+    "set_size": 16,
+    "n_sets_per_batch": 4,
+    "enable_progress_bar": False,
+}
 
 
 @pytest.fixture

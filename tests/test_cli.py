@@ -13,7 +13,7 @@ from gde.cli import main
 def test_demo_writes_plot_and_summary(tmp_path):
     out = tmp_path / "demo"
     assert (
-        main(["demo", "--out", str(out), "--n-sets", "12", "--max-epochs", "2", "--no-progress"])
+        main(["demo", "--out", str(out), "--n-sets", "12", "--max-steps", "4", "--no-progress"])
         == 0
     )
     for name in ("sets.png", "embeddings.csv", "summary.json", "model/model.pt"):
@@ -40,8 +40,8 @@ def test_fit_writes_embeddings(tmp_path):
         "batch",
         "--n-latent",
         "4",
-        "--max-epochs",
-        "1",
+        "--max-steps",
+        "2",
         "--set-size",
         "16",
         "--out",

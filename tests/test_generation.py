@@ -159,8 +159,7 @@ def test_interpolation_endpoints_decode_like_the_sets():
     gde.GDEModel.setup_anndata(adata, set_key="set", obsm_key="X_pca")
     model = gde.GDEModel(adata, decoder="cvae", **SMALL)
     model.train(
-        max_epochs=5,
-        n_batches_per_epoch=30,
+        max_steps=150,
         set_size=32,
         n_sets_per_batch=6,
         early_stopping=False,

@@ -145,12 +145,16 @@ def test_user_adata_changes_only_at_documented_keys(adata):
     assert set(adata.obsm) == {"X_gde"} and not adata.layers and not adata.varm
 
 
-def test_default_max_epochs_targets_a_step_budget():
-    from gde.model._gde_model import _default_max_epochs
+def test_default_step_cap_grows_with_the_number_of_sets():
+    from gde.model._budget import default_max_steps, resolve_steps
 
-    assert _default_max_epochs(1) == 1000
-    assert _default_max_epochs(40) == 100
-    assert _default_max_epochs(10_000) == 10
+    assert default_max_steps(5) == 4000
+    assert default_max_steps(60) == 6000
+    assert default_max_steps(10_000) == 20000
+    assert resolve_steps(None, 3, 100, 40) == 300
+    assert resolve_steps(250, None, 100, 40) == 250
+    with pytest.raises(ValueError, match="either max_steps or max_epochs"):
+        resolve_steps(10, 1, 100, 40)
 
 
 def test_min_set_size_excludes_and_reports(adata):

@@ -121,7 +121,7 @@ class SetDataSplitter(pl.LightningDataModule):
     set_size
         Cells drawn from each set in a minibatch.
     n_sets_per_batch
-        Sets per minibatch.
+        Sets per minibatch (at most the number of training sets).
     n_batches_per_epoch
         Training minibatches per epoch; by default enough to draw each cell once on average.
     seed
@@ -156,6 +156,13 @@ class SetDataSplitter(pl.LightningDataModule):
             sizes, train_size, validation_size, min_set_size, seed, set_names=self.set_names
         )
         self.set_size = set_size
+        n_train_sets = len(self.split.train)
+        if n_sets_per_batch > n_train_sets:
+            logger.info(
+                f"n_sets_per_batch={n_sets_per_batch} exceeds the {n_train_sets} training "
+                f"sets; using {n_train_sets}."
+            )
+            n_sets_per_batch = n_train_sets
         self.n_sets_per_batch = n_sets_per_batch
         self.seed = seed
         self.pin_memory = pin_memory

@@ -181,3 +181,129 @@ def nb_log_theta(x, segments=None, low: float = 0.1, high: float = 1000.0) -> np
         theta = np.where(excess > 0, mean**2 / np.maximum(excess, 1e-12), high)
         out.append(np.log(np.clip(theta, low, high)))
     return np.concatenate(out)
+
+
+def principal_components(
+    x,
+    n_comps: int,
+    n_iter: int = 4,
+    seed: int = 0,
+    row_offsets: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top principal axes of the rows of ``x`` (dense or sparse), by a randomised SVD.
+
+    Rows are centred implicitly, so a sparse ``x`` is never densified.
+
+    Parameters
+    ----------
+    x
+        Observations × features.
+    n_comps
+        Number of components (at most the number of features and of rows).
+    n_iter
+        Power iterations of the range finder.
+    seed
+        Seed of the random projection.
+    row_offsets, groups
+        Analyse ``x[i] - row_offsets[groups[i]]`` instead of ``x``: ``row_offsets`` is
+        ``(n_groups, n_features)``, ``groups`` the group code of each row.
+
+    Returns
+    -------
+    ``center`` (``(n_features,)``, the mean row) and ``components`` (``(n_features, k)``,
+    orthonormal columns ordered by decreasing variance).
+    """
+    n, g = x.shape
+    k = int(min(n_comps, n, g))
+    mean = np.asarray(x.mean(axis=0), dtype=np.float64).ravel()
+    if row_offsets is not None:
+        groups = np.asarray(groups).ravel()
+        row_offsets = np.asarray(row_offsets, dtype=np.float64)
+        n_groups = row_offsets.shape[0]
+        member = sparse.csr_matrix(
+            (np.ones(n), (groups, np.arange(n))), shape=(n_groups, n)
+        )  # (n_groups, n) sums rows by group
+        mean = mean - np.bincount(groups, minlength=n_groups) @ row_offsets / n
+    rng = np.random.default_rng(seed)
+    width = min(g, k + 10)
+
+    def right(v):  # centred rows times v, (n, width), without forming the rows
+        out = np.asarray(x @ v) - mean @ v
+        return out if row_offsets is None else out - (row_offsets @ v)[groups]
+
+    def left(q):  # centred rows transposed times q, (g, width)
+        out = np.asarray(x.T @ q) - np.outer(mean, q.sum(axis=0))
+        return out if row_offsets is None else out - row_offsets.T @ (member @ q)
+
+    basis = np.linalg.qr(right(rng.normal(size=(g, width))))[0]
+    for _ in range(n_iter):
+        basis = np.linalg.qr(right(np.linalg.qr(left(basis))[0]))[0]
+    # (width, g) projection of the centred rows on the range basis
+    small = left(basis).T
+    _, _, vt = np.linalg.svd(small, full_matrices=False)
+    return mean, vt[:k].T
+
+
+def reference_space(
+    x,
+    batch_codes: np.ndarray,
+    n_comps: int,
+    batch_offsets: np.ndarray | None = None,
+    segments=None,
+    counts: bool = True,
+    batch_shift: np.ndarray | None = None,
+    max_cells: int = 20000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Batch-free units for the set encoder and the principal axes of the cells in them.
+
+    Counts are divided by the per-batch gene fold changes ``batch_offsets`` (log scale),
+    scaled to 10,000 per cell (per block of features) and ``log1p``-transformed; what is
+    left of each batch's mean there (zeros and small counts do not scale) is the
+    per-batch ``log_batch_shift``, centred so that batches average to zero, and is
+    subtracted. Continuous features have the per-batch ``batch_shift`` (data units)
+    subtracted. At most ``max_cells`` random cells are used.
+
+    Returns
+    -------
+    ``center`` ``(n_features,)``, ``components`` ``(n_features, k)`` and, for counts,
+    ``log_batch_shift`` ``(n_batch, n_features)``.
+    """
+    batch_codes = np.asarray(batch_codes).ravel()
+    rng = np.random.default_rng(seed)
+    rows = np.arange(x.shape[0])
+    if len(rows) > max_cells:
+        rows = np.sort(rng.choice(rows, max_cells, replace=False))
+    b = batch_codes[rows]
+    sub = x[rows]
+    out = {}
+    if counts:
+        sub = sparse.csr_matrix(sub, dtype=np.float64, copy=True)
+        if batch_offsets is not None:
+            # each stored entry (row r, gene g) divided by exp(offset[batch of r, g])
+            entry_rows = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
+            sub.data *= np.exp(-np.asarray(batch_offsets)[b[entry_rows], sub.indices])
+        blocks = []
+        for block in _blocks(sub, segments):
+            block = sparse.csr_matrix(block)
+            totals = np.asarray(block.sum(axis=1)).ravel()
+            block = sparse.csr_matrix(sparse.diags(1e4 / np.maximum(totals, 1e-8)) @ block)
+            block.data = np.log1p(block.data)
+            blocks.append(block)
+        sub = sparse.hstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+        n_batch = int(batch_codes.max()) + 1 if len(batch_codes) else 1
+        shift = np.zeros((n_batch, sub.shape[1]))
+        present = np.unique(b)
+        if len(present) > 1:
+            for k in present:
+                shift[k] = np.asarray(sub[b == k].mean(axis=0)).ravel()
+            shift[present] -= shift[present].mean(axis=0)
+        out["log_batch_shift"] = shift
+    else:
+        sub = sub.toarray() if sparse.issparse(sub) else np.asarray(sub, dtype=np.float64)
+        shift = batch_shift
+    out["center"], out["components"] = principal_components(
+        sub, n_comps, seed=seed, row_offsets=shift, groups=b
+    )
+    return out

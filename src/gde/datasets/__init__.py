@@ -1,7 +1,18 @@
 """Simulated and shipped data sets."""
 
 from ._covid import data_dir, liu_covid
+from ._equal_means import simulate_equal_mean_sets
 from ._gaussian import gaussian_sets, gmm_sets
+from ._shape import shape_sets
 from ._simulate import simulate_sets, true_w2
 
-__all__ = ["data_dir", "gaussian_sets", "gmm_sets", "liu_covid", "simulate_sets", "true_w2"]
+__all__ = [
+    "data_dir",
+    "gaussian_sets",
+    "gmm_sets",
+    "liu_covid",
+    "shape_sets",
+    "simulate_equal_mean_sets",
+    "simulate_sets",
+    "true_w2",
+]

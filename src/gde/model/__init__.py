@@ -1,6 +1,13 @@
 """User-facing models."""
 
+from ._budget import ConvergenceStopping, default_max_steps
 from ._gde_model import GDEModel
 from ._training_plan import GDETrainingPlan, TrainingDivergedError
 
-__all__ = ["GDEModel", "GDETrainingPlan", "TrainingDivergedError"]
+__all__ = [
+    "ConvergenceStopping",
+    "GDEModel",
+    "GDETrainingPlan",
+    "TrainingDivergedError",
+    "default_max_steps",
+]

@@ -39,6 +39,7 @@ from gde.data._stats import (
     feature_moments,
     library_log_stats,
     nb_log_theta,
+    reference_space,
 )
 from gde.data._validation import (
     check_counts,
@@ -50,8 +51,9 @@ from gde.data._validation import (
     is_count_matrix,
 )
 from gde.module import SetCVAE, SetDDPM
-from gde.nn import COUNT_LIKELIHOODS
+from gde.nn import COUNT_LIKELIHOODS, PairwiseW2
 
+from ._budget import STEPS_PER_EPOCH, ConvergenceStopping, resolve_steps, stop_record
 from ._generation import GenerationMixin
 from ._sets import SetAnalysisMixin
 from ._training_plan import GDETrainingPlan
@@ -62,11 +64,6 @@ MuDataSetObsField = MuDataWrapper(SetObsField)
 
 Decoder = Literal["cvae", "ddpm"]
 Likelihood = Literal["nb", "zinb", "poisson", "normal"]
-
-
-def _default_max_epochs(n_steps_per_epoch: int, target_steps: int = 4000) -> int:
-    """Enough epochs for about ``target_steps`` optimiser steps, between 10 and 1000."""
-    return int(np.clip(np.ceil(target_steps / n_steps_per_epoch), 10, 1000))
 
 
 class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
@@ -113,22 +110,37 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
         Dropout in the cell encoder.
     w2_weight
         Weight of the W2-matching term: at each step, latent L2 distances between random
-        pairs of the minibatch's sets are pulled towards the sets' 2-Wasserstein distance
-        (in data units for continuous features, in ``log1p`` expression for counts), so
-        that latent distances are calibrated to W2. ``0`` (default) trains on the
-        generative loss alone. See :meth:`gde.module.SetModuleBase.w2_matching`.
+        pairs of the minibatch's sets are pulled towards the sets' 2-Wasserstein distance,
+        so that latent distances are calibrated to W2. W2 is measured once per pair of
+        sets, between fixed random subsets of ``w2_n_cells`` cells, in the W2 space: the
+        top ``w2_n_comps`` principal components of the cells computed when the model is
+        built (for counts: of ``log1p`` expression per 10,000 with batch effects divided
+        out and centred; for continuous features: in data units, batch shifts removed).
+        ``0`` trains on the generative loss alone; ignored by ``set_encoder="kme"``. See
+        :meth:`gde.module.SetModuleBase.w2_matching`.
     w2_pairs
         Pairs of sets compared per step by the W2-matching term.
     w2_solver
         OT solver of the W2-matching term: ``"exact"`` (optimal assignment or network
-        simplex), ``"sinkhorn"``
-        (debiased Sinkhorn divergence) or ``"auto"`` (exact up to 256 cells per set).
+        simplex), ``"sinkhorn"`` (debiased Sinkhorn divergence) or ``"auto"`` (exact up to
+        256 cells per set).
+    w2_n_comps
+        Principal components of the W2 space.
+    w2_n_cells
+        Cells per set between which W2 is measured.
+    mean_path
+        Give the set encoder a linear path from each set's mean (encoder input, i.e.
+        batch-corrected ``log1p`` expression for counts), starting at its projection on
+        the principal components of the cells: the untrained embedding is then a
+        batch-corrected pseudobulk, and training adds what the mean misses. Used with
+        the mean-pooled ``"deepsets"`` encoder only.
     set_encoder
         ``"deepsets"`` (default): the learned, mean-pooled set encoder. ``"kme"``: a fixed
         kernel mean embedding with random Fourier features, a baseline for comparison.
     **module_kwargs
         Passed to the module, :class:`gde.module.SetCVAE` or :class:`gde.module.SetDDPM`
-        (e.g. ``n_diffusion_steps``, ``cond_dropout``, ``set_kl_weight``).
+        (e.g. ``n_diffusion_steps``, ``cond_dropout``, ``set_kl_weight``); they override
+        the statistics computed from the data (e.g. ``log_batch_shift=None``).
 
     Examples
     --------
@@ -159,9 +171,12 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
         dispersion: Literal["gene", "gene-batch", "gene-cell"] = "gene",
         encode_covariates: bool = False,
         dropout_rate: float = 0.1,
-        w2_weight: float = 0.0,
+        w2_weight: float = 1.0,
         w2_pairs: int = 48,
         w2_solver: Literal["auto", "exact", "sinkhorn"] = "auto",
+        w2_n_comps: int = 20,
+        w2_n_cells: int = 128,
+        mean_path: bool = True,
         set_encoder: Literal["deepsets", "kme"] = "deepsets",
         **module_kwargs,
     ):
@@ -202,6 +217,21 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
         else:
             mean, std, shift = feature_moments(x, batch_codes, n_batch)
             stats = {"feature_mean": mean, "feature_std": std, "batch_shift": shift}
+        reference = reference_space(
+            x,
+            batch_codes,
+            max(w2_n_comps, n_latent),
+            batch_offsets=stats.get("batch_offset_init"),
+            segments=sizes,
+            counts=is_counts,
+            batch_shift=None if is_counts else stats["batch_shift"] * stats["feature_std"],
+            seed=settings.seed or 0,
+        )
+        stats["reference_center"] = reference["center"]
+        stats["reference_components"] = reference["components"]
+        if is_counts and n_batch > 1:
+            stats["log_batch_shift"] = reference["log_batch_shift"]
+            stats["reference_batch_offset"] = stats["batch_offset_init"]
         common = {
             "n_input": x.shape[1],
             "n_batch": n_batch,
@@ -216,9 +246,12 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
             "n_cats_per_cov": n_cats_per_cov,
             "encode_covariates": encode_covariates,
             "dropout_rate": dropout_rate,
-            "w2_weight": w2_weight,
+            # a fixed kernel mean embedding has nothing for the W2 term to train
+            "w2_weight": w2_weight if set_encoder == "deepsets" else 0.0,
             "w2_pairs": w2_pairs,
             "w2_solver": w2_solver,
+            "w2_n_comps": w2_n_comps,
+            "mean_path": mean_path and set_encoder == "deepsets" and pooling == "mean",
             "set_encoder": set_encoder,
         }
         if decoder == "cvae":
@@ -226,26 +259,26 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
                 likelihood=likelihood,
                 n_latent_cell=n_latent_cell or 10,
                 **common,
-                **stats,
-                **module_kwargs,
+                **{**stats, **module_kwargs},
             )
         else:
             self.module = SetDDPM(
                 likelihood=likelihood if is_counts else None,
                 n_latent_cell=n_latent_cell or 16,
                 **common,
-                **stats,
-                **module_kwargs,
+                **{**stats, **module_kwargs},
             )
+        self._w2_n_cells = w2_n_cells
         self.train_sets_ = None
         self.validation_sets_ = None
         self.excluded_sets_ = None
         enc_desc = (
             "fixed kernel mean embedding)"
             if set_encoder == "kme"
-            else f"{pooling}-pooled encoder, {n_set_blocks} blocks)"
+            else f"{pooling}-pooled encoder, {n_set_blocks} blocks"
+            + (", mean path)" if self.module.set_encoder.mean_path is not None else ")")
         )
-        if w2_weight:
+        if self.module.w2_weight:
             enc_desc += f", W2-matching weight {w2_weight}"
         what = "latent diffusion, " if decoder == "ddpm" and is_counts else ""
         features = "genes" if is_counts else "features"
@@ -586,13 +619,14 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
     # --------------------------------------------------------------- training
     def train(
         self,
+        max_steps: int | None = None,
         max_epochs: int | None = None,
         set_size: int = 128,
         n_sets_per_batch: int = 16,
+        steps_per_epoch: int = STEPS_PER_EPOCH,
         train_size: float = 0.9,
         validation_size: float | None = None,
         min_set_size: int = 10,
-        n_batches_per_epoch: int | None = None,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
         early_stopping: bool = True,
@@ -601,41 +635,50 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
     ) -> None:
-        """Train the set encoder and the decoder end to end.
+        """Train the set encoder and the decoder end to end, until validation stops improving.
 
         Each minibatch holds ``n_sets_per_batch`` sets of ``set_size`` cells drawn from
         the training cells of each set (with replacement from sets smaller than
-        ``set_size``). Sets, not cells, are split into training and validation.
-        The split and the draws are reproducible under ``scvi.settings.seed``.
+        ``set_size``). Sets, not cells, are split into training and validation. Training
+        is counted in optimiser steps: every ``steps_per_epoch`` steps (one epoch) the
+        validation sets are scored, and training stops when the validation loss has not
+        improved for ``early_stopping_patience`` steps, or at ``max_steps``.
+        ``model.history["stop"]`` says which. The split and the draws are reproducible
+        under ``scvi.settings.seed``.
 
         Parameters
         ----------
+        max_steps
+            Largest number of optimiser steps. By default 100 per training set, between
+            4,000 and 20,000 (:func:`gde.model.default_max_steps`); early stopping
+            usually ends training sooner.
         max_epochs
-            Number of epochs; one epoch draws about as many cells as the training sets
-            hold. By default, enough epochs for about 4,000 optimiser steps (10 to 1,000).
+            Alternatively, the number of epochs of ``steps_per_epoch`` steps.
         set_size
             Cells drawn from each set in a minibatch.
         n_sets_per_batch
             Sets in a minibatch (at most the number of training sets).
+        steps_per_epoch
+            Optimiser steps between two validation passes.
         train_size
             Fraction of sets used for training.
         validation_size
             Fraction of sets used for validation; ``1 - train_size`` by default.
         min_set_size
             Sets with fewer cells are left out of training, with a warning naming them.
-        n_batches_per_epoch
-            Minibatches per epoch, to override the default.
         accelerator, devices
             As in :class:`lightning.pytorch.Trainer` (``"auto"`` picks a GPU if present).
         early_stopping
-            Stop when the validation ELBO stops improving (needs validation sets).
+            Stop when the validation loss stops improving (needs validation sets): when
+            over ``early_stopping_patience`` steps it improved by less than a tenth of
+            its total improvement so far (``early_stopping_min_progress=0.1``, a keyword
+            of ``trainer_kwargs``; see :class:`gde.model.ConvergenceStopping`).
         early_stopping_patience
-            Epochs without improvement before stopping; by default about 300 steps' worth
-            (1,000 for the diffusion decoder, whose validation loss is noisier).
+            Optimiser steps without improvement before stopping; by default 1,000
+            (2,000 for the diffusion decoder, whose validation loss is noisier).
         plan_kwargs
             Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``eps``,
-            ``n_steps_kl_warmup``, ...). The diffusion decoder defaults to Adam
-            ``eps=1e-8`` (scvi-tools' default of 0.01 slows diffusion training).
+            ``n_steps_kl_warmup``, ...). Adam's ``eps`` defaults to ``1e-8``.
         datasplitter_kwargs
             Passed to :class:`gde.data.SetDataSplitter` (e.g. ``num_workers``).
         **trainer_kwargs
@@ -654,46 +697,46 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
             min_set_size=min_set_size,
             set_size=set_size,
             n_sets_per_batch=n_sets_per_batch,
-            n_batches_per_epoch=n_batches_per_epoch,
+            n_batches_per_epoch=steps_per_epoch,
             seed=settings.seed or 0,
             **(datasplitter_kwargs or {}),
         )
         n_train_sets = len(splitter.split.train)
-        if n_sets_per_batch > n_train_sets:
-            logger.info(
-                f"n_sets_per_batch={n_sets_per_batch} exceeds the {n_train_sets} training "
-                f"sets; using {n_train_sets}."
-            )
-            splitter.n_sets_per_batch = n_train_sets
-        steps = splitter.n_batches_per_epoch
-        if max_epochs is None:
-            max_epochs = _default_max_epochs(steps)
+        max_steps = resolve_steps(max_steps, max_epochs, steps_per_epoch, n_train_sets)
+        if 0 < max_steps < steps_per_epoch:  # validate at least once, at the end
+            steps_per_epoch = splitter.n_batches_per_epoch = max_steps
         has_validation = len(splitter.split.validation) > 0
         if early_stopping and not has_validation:
             warnings.warn(
                 "No validation sets (too few sets or validation_size=0): early stopping is "
-                "off and training runs for max_epochs.",
+                "off and training runs for max_steps.",
                 UserWarning,
                 stacklevel=2,
             )
             early_stopping = False
         if early_stopping_patience is None:
             # the diffusion loss is noisy (random timesteps): wait longer before stopping
-            patience_steps = 1000 if isinstance(self.module, SetDDPM) else 300
-            early_stopping_patience = int(np.clip(np.ceil(patience_steps / steps), 5, 45))
+            early_stopping_patience = 2000 if isinstance(self.module, SetDDPM) else 1000
+        patience_epochs = max(1, int(np.ceil(early_stopping_patience / steps_per_epoch)))
 
         plan_kwargs = dict(plan_kwargs or {})
         if "n_steps_kl_warmup" not in plan_kwargs and "n_epochs_kl_warmup" not in plan_kwargs:
             plan_kwargs["n_epochs_kl_warmup"] = None
-            plan_kwargs["n_steps_kl_warmup"] = int(min(1000, max(1, max_epochs * steps // 4)))
-        eps = getattr(self.module, "default_adam_eps", None)
-        if eps is not None:
-            plan_kwargs.setdefault("eps", eps)
-        training_plan = self._training_plan_cls(self.module, **plan_kwargs)
+            plan_kwargs["n_steps_kl_warmup"] = int(min(1000, max(1, max_steps // 4)))
+        plan_kwargs.setdefault("eps", 1e-8)
+        pair_w2 = None
+        if self.module.w2_weight > 0:
+            pair_w2 = self._pair_w2(splitter, settings.seed or 0)
+        training_plan = self._training_plan_cls(self.module, pair_w2=pair_w2, **plan_kwargs)
 
-        trainer_kwargs.setdefault("early_stopping_monitor", "elbo_validation")
-        trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
+        monitor = trainer_kwargs.pop("early_stopping_monitor", "validation_loss")
+        min_progress = trainer_kwargs.pop("early_stopping_min_progress", 0.1)
+        stopper = None
+        if early_stopping:
+            stopper = ConvergenceStopping(monitor, patience_epochs, min_progress)
+            trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), stopper]
         trainer_kwargs.setdefault("use_distributed_sampler", False)
+        trainer_kwargs.setdefault("max_steps", max_steps)
         if has_validation:
             trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
         else:
@@ -702,16 +745,43 @@ class GDEModel(SetAnalysisMixin, GenerationMixin, BaseModelClass):
             self,
             training_plan=training_plan,
             data_splitter=splitter,
-            max_epochs=max_epochs,
+            max_epochs=max(1, int(np.ceil(max_steps / steps_per_epoch))),
             accelerator=accelerator,
             devices=devices,
-            early_stopping=early_stopping,
+            early_stopping=False,  # ConvergenceStopping above
             **trainer_kwargs,
         )
         self.train_sets_ = splitter.train_sets
         self.validation_sets_ = splitter.validation_sets
         self.excluded_sets_ = splitter.excluded_sets
-        return runner()
+        previous = len((self.history_ or {}).get(monitor, ())) if self.is_trained_ else 0
+        runner()
+        if not isinstance(self.history_, dict):  # a logger other than scvi-tools' own
+            self.history_ = {}
+        self.history_["stop"] = stop_record(
+            self.history_,
+            steps_run=int(self.trainer.global_step),
+            max_steps=int(trainer_kwargs["max_steps"]),
+            steps_per_epoch=steps_per_epoch,
+            early_stopped=stopper is not None and stopper.stopped_epoch > 0,
+            patience_steps=early_stopping_patience if has_validation else None,
+            monitor=monitor,
+            first_epoch=previous,
+        )
+
+    def _pair_w2(self, splitter: SetDataSplitter, seed: int) -> PairwiseW2:
+        """Fixed clouds of the training and validation sets in the W2 space."""
+        n_points = self._w2_n_cells
+        rng = np.random.default_rng([seed, 7])
+        keys = [k for k in self.adata_manager.data_registry if k != GDE_KEYS.SET_KEY]
+        dataset = self.adata_manager.create_torch_dataset(data_and_attributes=keys)
+        clouds = {}
+        for code in np.concatenate([splitter.split.train, splitter.split.validation]):
+            cells = splitter.set_cells[code]
+            rows = np.sort(rng.choice(cells, n_points, replace=len(cells) < n_points))
+            tensors = {k: torch.as_tensor(v) for k, v in dataset[rows].items()}
+            clouds[int(code)] = self.module.w2_points(tensors).cpu()
+        return PairwiseW2(clouds, solver=self.module.w2_solver)
 
     # -------------------------------------------------------------- embedding
     @torch.inference_mode()

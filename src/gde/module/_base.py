@@ -84,6 +84,24 @@ class SetModuleBase(BaseModuleClass):
         number of features of each, in the order they are concatenated. Each modality is
         normalised on its own for the encoders and has its own library size and softmax in
         the count decoder. ``None``: one modality.
+    reference_components, reference_center
+        The W2 space: the W2-matching term measures W2 between cells projected as
+        ``(reference_input(x) - reference_center) @ reference_components[:, :w2_n_comps]``
+        (e.g. the principal components of the cells, computed once from the data), and the
+        mean path starts from the first ``n_latent`` components. ``None``: W2 on the
+        encoder input itself (counts) or on the data (continuous).
+    reference_batch_offset
+        For counts: fixed per-batch gene log fold changes divided out before projecting
+        on the W2 space, ``(n_batch, n_genes)``, so that the target is batch-free.
+    log_batch_shift
+        For counts: what is left of each batch's mean after dividing out the fold changes,
+        in ``log1p`` counts per 10,000, ``(n_batch, n_input)``; subtracted from the
+        encoder input and the W2 space so that neither sorts sets by batch.
+    w2_n_comps
+        Components of the W2 space used by the W2-matching term.
+    mean_path
+        Give the set encoder a linear path from the set mean of its input, initialised
+        from ``reference_components`` (see :meth:`gde.nn.SetEncoder.init_mean_path`).
     """
 
     def __init__(
@@ -113,6 +131,12 @@ class SetModuleBase(BaseModuleClass):
         w2_solver: OTSolver = "auto",
         modality_sizes: Sequence[int] | None = None,
         log_theta_init: np.ndarray | None = None,
+        reference_components: np.ndarray | None = None,
+        reference_center: np.ndarray | None = None,
+        reference_batch_offset: np.ndarray | None = None,
+        log_batch_shift: np.ndarray | None = None,
+        w2_n_comps: int = 50,
+        mean_path: bool = False,
     ):
         super().__init__()
         self._log_theta_init = log_theta_init
@@ -164,6 +188,7 @@ class SetModuleBase(BaseModuleClass):
                 pooling=pooling,
                 n_cat_list=self.encoder_cats,
                 n_cont=self.encoder_cont,
+                mean_path=mean_path,
             )
         elif set_encoder == "kme":
             if self.variational_set or encode_covariates:
@@ -191,6 +216,36 @@ class SetModuleBase(BaseModuleClass):
         self.register_buffer(
             "library_log_vars", torch.as_tensor(lib_vars).float().reshape(n_batch, n_mod)
         )
+        self.has_reference = reference_components is not None
+        comps = np.zeros((n_input, 1)) if reference_components is None else reference_components
+        comps = torch.as_tensor(np.asarray(comps)).float()
+        center = np.zeros(n_input) if reference_center is None else reference_center
+        ref_offset = (
+            np.zeros((n_batch, n_input))
+            if reference_batch_offset is None
+            else reference_batch_offset
+        )
+        log_shift = np.zeros((n_batch, n_input)) if log_batch_shift is None else log_batch_shift
+        self.register_buffer(
+            "log_batch_shift", torch.as_tensor(log_shift).float().reshape(n_batch, -1)
+        )
+        self.w2_n_comps = int(min(w2_n_comps, comps.shape[1]))
+        self.register_buffer("reference_components", comps)
+        self.register_buffer("reference_center", torch.as_tensor(center).float().reshape(-1))
+        self.register_buffer(
+            "reference_batch_offset", torch.as_tensor(ref_offset).float().reshape(n_batch, -1)
+        )
+        if mean_path:
+            if set_encoder != "deepsets":
+                raise ValueError("mean_path needs set_encoder='deepsets'.")
+            if self.has_reference:
+                comps, center = self.reference_components, self.reference_center
+                if data_kind == "continuous":
+                    # encoder input x_in = (x - mean) / std - shift, so the reference
+                    # units are x_in * std + mean: fold std and mean into the projection
+                    comps = comps * self.feature_std[:, None]
+                    center = (center - self.feature_mean) / self.feature_std
+                self.set_encoder.init_mean_path(comps, center)
 
     # ------------------------------------------------------------ transforms
 
@@ -247,15 +302,51 @@ class SetModuleBase(BaseModuleClass):
                 z = z - self.batch_shift[b]
             return z
         offset = self.count_batch_offset()
+        correct = self.correct_encoder_input and self.n_batch > 1
         if offset is not None and self.correct_encoder_input:
             x = x * torch.exp(-offset.detach())[b]
         if self.input_transform == "log1p_cp10k":
-            blocks = split_segments(x, self.modality_sizes)
-            return torch.cat(
-                [torch.log1p(b / b.sum(-1, keepdim=True).clamp_min(1e-8) * 1e4) for b in blocks],
-                dim=-1,
-            )
+            x = self._log_normalize(x)
+            return x - self.log_batch_shift[b] if correct else x
         return torch.log1p(x)
+
+    def _log_normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``log1p`` of counts per 10,000, per modality."""
+        blocks = split_segments(x, self.modality_sizes)
+        return torch.cat(
+            [torch.log1p(p / p.sum(-1, keepdim=True).clamp_min(1e-8) * 1e4) for p in blocks],
+            dim=-1,
+        )
+
+    def reference_input(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+        """Data in the fixed, batch-free units of the W2 space, before projecting.
+
+        Counts: ``log1p`` counts per 10,000 after dividing out the fixed per-batch fold
+        changes; continuous: data units with the per-batch shifts removed.
+        """
+        b = batch_index.squeeze(-1).long()
+        if self.data_kind == "continuous":
+            if self.correct_encoder_input and self.n_batch > 1:
+                x = x - self.batch_shift[b] * self.feature_std
+            return x
+        if self.n_batch > 1 and self.correct_encoder_input:
+            x = x * torch.exp(-self.reference_batch_offset)[b]
+            return self._log_normalize(x) - self.log_batch_shift[b]
+        return self._log_normalize(x)
+
+    def w2_space(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+        """Cells in the space where the W2-matching term measures W2, ``(..., k)``."""
+        ref = self.reference_input(x, batch_index)
+        if not self.has_reference:
+            return ref
+        comps = self.reference_components[:, : self.w2_n_comps]
+        return (ref - self.reference_center) @ comps
+
+    @torch.no_grad()
+    def w2_points(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The cells of ``tensors`` (``(n, ...)`` registry tensors) in the W2 space."""
+        x = self.input_counts(tensors).to(self.device)
+        return self.w2_space(x, tensors[GDE_KEYS.BATCH_KEY].to(self.device))
 
     def input_counts(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """The modelled features of a minibatch: genes, then proteins if registered."""
@@ -329,37 +420,57 @@ class SetModuleBase(BaseModuleClass):
         kl = torch.distributions.kl_divergence(q_set, Normal(0.0, 1.0)).sum(-1)
         return self.set_kl_weight * kl.mean() / set_size
 
-    def set_terms(self, inference_outputs: dict, kl_weight: float) -> tuple[torch.Tensor, dict]:
+    def set_terms(
+        self,
+        inference_outputs: dict,
+        kl_weight: float,
+        w2_target: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict]:
         """Loss terms on the set embeddings shared by all decoders, and their metrics.
 
-        The weighted KL of the set posterior (if variational) and the W2-matching term.
+        The weighted KL of the set posterior (if variational) and the W2-matching term
+        (``w2_target``: W2 between the minibatch's sets, if known in advance).
         """
-        term, metrics = self.w2_matching(inference_outputs)
+        term, metrics = self.w2_matching(inference_outputs, w2_target)
         if inference_outputs["q_set"] is not None:
             kl_set = self.set_kl(inference_outputs["q_set"], inference_outputs["set_size"])
             term = term + kl_weight * kl_set
             metrics["kl_set"] = kl_set.detach()
         return term, metrics
 
-    def w2_matching(self, inference_outputs: dict) -> tuple[torch.Tensor, dict]:
+    def w2_matching(
+        self, inference_outputs: dict, w2_target: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict]:
         """W2-matching term: latent distances between sets pulled towards their W2.
 
-        For ``w2_pairs`` random pairs ``(i, j)`` of the minibatch's sets, the term is
-        ``w2_weight * mean((||z_i - z_j|| - W2(X_i, X_j))²)``, with W2 between the two
-        sets' elements (data units for continuous features, ``log1p`` expression for
-        counts) computed without gradient. It makes latent L2 distances calibrated to
-        W2, while the generative loss keeps the embedding a description of the whole
-        distribution. Returns the weighted term (0 if ``w2_weight`` is 0) and metrics.
+        For ``w2_pairs`` random pairs ``(i, j)`` of the minibatch's sets (all pairs in
+        evaluation mode), the term is
+        ``w2_weight * mean((||z_i - z_j|| - W2(X_i, X_j))²)``. The target W2 is taken
+        from ``w2_target`` (``(n_sets, n_sets)``, NaN where unknown) when given, else
+        computed without gradient between the two sets' cells in the minibatch, in the W2
+        space (:meth:`w2_space`). It makes latent L2 distances calibrated to W2, while
+        the generative loss keeps the embedding a description of the whole distribution.
+        Returns the weighted term (0 if ``w2_weight`` is 0) and metrics.
         """
         z_set = inference_outputs["z_set"]
         n_sets = z_set.shape[0]
         if self.w2_weight == 0 or n_sets < 2:
             return torch.zeros((), device=z_set.device), {}
-        x = inference_outputs["x_ot"]
-        n_pairs = min(self.w2_pairs, n_sets * (n_sets - 1) // 2)
-        i = torch.randint(0, n_sets, (n_pairs,), device=z_set.device)
-        j = (i + torch.randint(1, n_sets, (n_pairs,), device=z_set.device)) % n_sets
-        target = batch_w2_squared(x[i], x[j], solver=self.w2_solver).clamp_min(0).sqrt()
+        # distinct pairs: (n_pairs,) first and second members
+        i, j = torch.triu_indices(n_sets, n_sets, offset=1, device=z_set.device)
+        if w2_target is not None:
+            target = w2_target.to(z_set)[i, j]
+            known = torch.isfinite(target)
+            i, j, target = i[known], j[known], target[known]
+        if self.training:  # a random subset of w2_pairs; in evaluation all pairs
+            pick = torch.randperm(len(i), device=z_set.device)[: self.w2_pairs]
+            i, j = i[pick], j[pick]
+            target = target[pick] if w2_target is not None else None
+        if len(i) == 0:
+            return torch.zeros((), device=z_set.device), {}
+        if w2_target is None:
+            x = inference_outputs["x_ot"]
+            target = batch_w2_squared(x[i], x[j], solver=self.w2_solver).clamp_min(0).sqrt()
         latent = (z_set[i] - z_set[j]).pow(2).sum(-1).add(1e-12).sqrt()
         mismatch = (latent - target).pow(2).mean()
         return self.w2_weight * mismatch, {"w2_mismatch": mismatch.detach()}
@@ -435,8 +546,10 @@ class SetModuleBase(BaseModuleClass):
         return {
             "z_set": z_set,
             "q_set": q_set,
-            # what W2 is measured on: data units for continuous features, else log1p
-            "x_ot": x if self.data_kind == "continuous" else x_in,
+            # what W2 is measured on: the W2 space, or data units / encoder input
+            "x_ot": self.w2_space(x, batch_index)
+            if self.has_reference
+            else (x if self.data_kind == "continuous" else x_in),
             "z_cells": z_cells,
             # (n_sets, set_size, n_features) -> (n_sets * set_size, n_features)
             "x_in": x_in.reshape(-1, n_features),

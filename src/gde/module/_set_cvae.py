@@ -15,6 +15,7 @@ from gde._constants import GDE_KEYS
 from gde.nn import NormalDecoder, SetMixturePrior
 from gde.nn._count_decoder import COUNT_LIKELIHOODS, Dispersion
 from gde.nn._pooling import Pooling
+from gde.nn._prior import mmd_to_standard_normal
 
 from ._base import InputTransform, SetModuleBase
 
@@ -70,6 +71,12 @@ class SetCVAE(SetModuleBase):
         composition).
     n_prior_components
         Components of the mixture prior.
+    aggregate_weight
+        Weight of the aggregate-posterior term: the squared MMD between each set's
+        per-cell latents and the prior ``N(0, I)`` (:func:`gde.nn.mmd_to_standard_normal`),
+        averaged over the minibatch's sets. It keeps the set-level distribution of ``u``
+        the same for every set, so that what differs between sets (their composition)
+        has to be carried by the set embedding. ``0`` disables it.
     **kwargs
         Passed to :class:`gde.module.SetModuleBase` (input transform, variational set
         embedding, feature statistics, library-size statistics).
@@ -96,6 +103,7 @@ class SetCVAE(SetModuleBase):
         batch_offset_init: np.ndarray | None = None,
         prior: Literal["normal", "mixture"] = "normal",
         n_prior_components: int = 16,
+        aggregate_weight: float = 0.0,
         **kwargs,
     ):
         if prior not in ("normal", "mixture"):
@@ -120,6 +128,9 @@ class SetCVAE(SetModuleBase):
         )
         self.likelihood = likelihood
         self.n_latent_cell = n_latent_cell
+        if aggregate_weight < 0:
+            raise ValueError(f"aggregate_weight must be >= 0, got {aggregate_weight}.")
+        self.aggregate_weight = aggregate_weight
         self.prior = (
             SetMixturePrior(n_latent, n_latent_cell, n_prior_components, n_hidden)
             if prior == "mixture"
@@ -240,7 +251,16 @@ class SetCVAE(SetModuleBase):
             kl_u = qu.log_prob(u).sum(-1) - pu.log_prob(u)
         loss = torch.mean(reconstruction + kl_weight * kl_u)
         extra = {}
-        set_term, set_metrics = self.set_terms(inference_outputs, kl_weight)
+        if self.aggregate_weight > 0:
+            u = inference_outputs["u"]
+            # (n_sets * set_size, d) -> (n_sets, set_size, d)
+            u = u.reshape(-1, inference_outputs["set_size"], u.shape[-1])
+            mmd = mmd_to_standard_normal(u).mean()
+            loss = loss + self.aggregate_weight * mmd
+            extra["aggregate_mmd"] = mmd.detach()
+        set_term, set_metrics = self.set_terms(
+            inference_outputs, kl_weight, tensors.get(GDE_KEYS.W2_TARGET_KEY)
+        )
         loss = loss + set_term
         extra.update(set_metrics)
         return LossOutput(

@@ -252,7 +252,9 @@ class SetDDPM(SetModuleBase):
             loss = torch.mean(nll + kl_weight * kl_u + diffusion)
             rec = {"reconstruction": nll, "diffusion": diffusion}
             extra["diffusion_loss"] = diffusion.mean().detach()
-        set_term, set_metrics = self.set_terms(inference_outputs, kl_weight)
+        set_term, set_metrics = self.set_terms(
+            inference_outputs, kl_weight, tensors.get(GDE_KEYS.W2_TARGET_KEY)
+        )
         loss = loss + set_term
         extra.update(set_metrics)
         return LossOutput(loss=loss, reconstruction_loss=rec, kl_local=kl_u, extra_metrics=extra)

@@ -170,3 +170,66 @@ def batch_w2_squared(
             return exact_w2_squared(x, y)
         eps = eps_relative * squared_distances(x, y).mean(dim=(-1, -2)).clamp_min(1e-12)
         return sinkhorn_divergence(x.double(), y.double(), eps.double()).clamp_min(0).to(x.dtype)
+
+
+class PairwiseW2:
+    """W2 between fixed point clouds of sets, computed on first request and cached.
+
+    Each set is represented by one fixed cloud of points (e.g. a random subsample of its
+    cells in a fixed low-dimensional space); the distance between two sets is computed
+    once, when a minibatch first holds both, and reused afterwards, so that a target
+    for every pair of a minibatch costs a look-up.
+
+    Parameters
+    ----------
+    clouds
+        Mapping from a set's code to its cloud ``(n_points, d)``; all clouds the same size
+        for the exact solver's assignment shortcut.
+    solver
+        As in :func:`batch_w2_squared`.
+    """
+
+    def __init__(self, clouds: dict[int, torch.Tensor], solver: OTSolver = "auto"):
+        self.clouds = {int(k): v.detach().float().cpu() for k, v in clouds.items()}
+        self.solver = solver
+        self._cache: dict[tuple[int, int], float] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def matrix(self, codes: torch.Tensor, max_new: int | None = None) -> torch.Tensor:
+        """W2 (not squared) between the pairs of the sets ``codes`` ``(n,)`` → ``(n, n)``.
+
+        Pairs not yet known are computed, at most ``max_new`` of them (a random choice),
+        so that the cost of a call stays bounded while the cache fills; the others, and
+        sets without a cloud, are NaN.
+        """
+        ids = [int(c) for c in codes.reshape(-1).tolist()]
+        missing = sorted(
+            {
+                (min(a, b), max(a, b))
+                for a in ids
+                for b in ids
+                if a != b
+                and a in self.clouds
+                and b in self.clouds
+                and (min(a, b), max(a, b)) not in self._cache
+            }
+        )
+        if max_new is not None and len(missing) > max_new:
+            pick = torch.randperm(len(missing))[:max_new].tolist()
+            missing = [missing[k] for k in sorted(pick)]
+        if missing:
+            x = torch.stack([self.clouds[a] for a, _ in missing])
+            y = torch.stack([self.clouds[b] for _, b in missing])
+            values = batch_w2_squared(x, y, solver=self.solver).clamp_min(0).sqrt().tolist()
+            self._cache.update(zip(missing, values, strict=True))
+        n = len(ids)
+        out = torch.full((n, n), float("nan"))
+        for r, a in enumerate(ids):
+            for c, b in enumerate(ids):
+                if a == b:
+                    out[r, c] = 0.0 if a in self.clouds else float("nan")
+                elif (min(a, b), max(a, b)) in self._cache:
+                    out[r, c] = self._cache[(min(a, b), max(a, b))]
+        return out

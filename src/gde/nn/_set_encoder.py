@@ -84,6 +84,10 @@ class SetEncoder(nn.Module):
         Number of continuous covariates fed to the element MLP.
     dropout_rate
         Dropout in the blocks.
+    mean_path
+        Add a linear map of the set's pooled input to the embedding (see
+        :meth:`init_mean_path`): a direct path from the set mean, so that what the mean
+        says about a set needs no training to reach the embedding.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class SetEncoder(nn.Module):
         n_cat_list: Sequence[int] | None = None,
         n_cont: int = 0,
         dropout_rate: float = 0.0,
+        mean_path: bool = False,
     ):
         super().__init__()
         if pooling not in ("mean", "sum", "max"):
@@ -119,6 +124,39 @@ class SetEncoder(nn.Module):
             nn.Linear(n_hidden, n_output),
         )
         self.n_hidden = n_hidden
+        self.n_input = n_input
+        self.mean_path = nn.Linear(n_input, n_output) if mean_path else None
+
+    @torch.no_grad()
+    def init_mean_path(self, components: torch.Tensor, center: torch.Tensor) -> None:
+        """Start the embedding at the set means projected on ``components``.
+
+        The mean path becomes ``(pool(x) - center) @ components`` in the first
+        ``k`` output dimensions (zero in the others), and the last layer of the pooled
+        network starts at zero, so the untrained embedding is the projected set mean
+        (e.g. on the principal components of the cells: a pseudobulk embedding) and
+        training adds what the mean misses.
+
+        Parameters
+        ----------
+        components
+            ``(n_input, k)`` projection, ``k`` at most the output dimension.
+        center
+            ``(n_input,)`` centre subtracted before projecting.
+        """
+        if self.mean_path is None:
+            raise ValueError("This SetEncoder was built without mean_path=True.")
+        components = torch.as_tensor(components, dtype=self.mean_path.weight.dtype)
+        center = torch.as_tensor(center, dtype=components.dtype)
+        k = min(components.shape[1], self.mean_path.out_features)
+        self.mean_path.weight.zero_()
+        self.mean_path.bias.zero_()
+        # (n_input, k) -> weight rows (k, n_input)
+        self.mean_path.weight[:k] = components[:, :k].T
+        self.mean_path.bias[:k] = -(center @ components[:, :k])
+        last = self.head[-1]
+        last.weight.zero_()
+        last.bias.zero_()
 
     def _embed(
         self, x: torch.Tensor, cat_list: Sequence[torch.Tensor], cont: torch.Tensor | None
@@ -153,7 +191,11 @@ class SetEncoder(nn.Module):
         for block in self.blocks:
             h = block(h, pool(h, self.pooling))
         # (n_sets, 1, n_hidden) -> (n_sets, n_hidden)
-        return self.head(pool(h, self.pooling).squeeze(-2))
+        out = self.head(pool(h, self.pooling).squeeze(-2))
+        if self.mean_path is not None:
+            # (n_sets, 1, n_input) -> (n_sets, n_input)
+            out = out + self.mean_path(pool(x, self.pooling).squeeze(-2))
+        return out
 
     @torch.no_grad()
     def forward_chunked(self, chunks: ChunkFactory, n_sets: int) -> torch.Tensor:
@@ -178,12 +220,18 @@ class SetEncoder(nn.Module):
         """
         pooled: list[torch.Tensor] = []
         param = next(self.parameters())
+        raw = SegmentPool(n_sets, self.n_input, self.pooling, param.device)
         for depth in range(len(self.blocks) + 1):
             acc = SegmentPool(n_sets, self.n_hidden, self.pooling, param.device)
             for x, set_index, cat_list, cont in chunks():
+                if depth == 0 and self.mean_path is not None:
+                    raw.add(x, set_index)
                 h = self._embed(x, cat_list, cont)
                 for block, p in zip(self.blocks[:depth], pooled, strict=False):
                     h = block(h, p[set_index])
                 acc.add(h, set_index)
             pooled.append(acc.result(dtype=param.dtype))
-        return self.head(pooled[-1])
+        out = self.head(pooled[-1])
+        if self.mean_path is not None:
+            out = out + self.mean_path(raw.result(dtype=param.dtype))
+        return out

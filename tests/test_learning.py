@@ -1,0 +1,166 @@
+"""What makes the embedding learn fast: the W2 space, the mean path, cached W2 targets,
+batch centring, the aggregate-posterior term, and training counted in steps."""
+
+import numpy as np
+import pytest
+import scvi
+import torch
+from scipy import sparse
+
+import gde
+from conftest import TRAIN_KW, small_sets
+from gde.data._stats import batch_log_fold_changes, principal_components, reference_space
+from gde.module import SetCVAE
+from gde.nn import PairwiseW2, SetEncoder, exact_w2_squared
+from gde.nn._prior import mmd_to_standard_normal
+
+
+def test_principal_components_match_the_svd_without_densifying():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 30)) * np.linspace(3, 0.1, 30)
+    offsets = rng.normal(size=(3, 30))
+    groups = rng.integers(0, 3, 400)
+    center, comps = principal_components(
+        sparse.csr_matrix(x), 4, row_offsets=offsets, groups=groups
+    )
+    y = x - offsets[groups]
+    _, _, vt = np.linalg.svd(y - y.mean(0), full_matrices=False)
+    np.testing.assert_allclose(center, y.mean(0), atol=1e-10)
+    # the same axes up to sign
+    np.testing.assert_allclose(np.abs(comps.T @ vt[:4].T), np.eye(4), atol=1e-3)
+
+
+def test_reference_space_centres_each_batch_in_log_space():
+    adata = small_sets(n_sets=12, n_genes=30, batch_effect=1.0)
+    b = adata.obs["batch"].cat.codes.to_numpy()
+    fc = batch_log_fold_changes(adata.X, b, 2)
+    ref = reference_space(adata.X, b, 5, batch_offsets=fc)
+    assert ref["components"].shape == (30, 5)
+    shift = ref["log_batch_shift"]
+    assert shift.shape == (2, 30)
+    np.testing.assert_allclose(shift.mean(0), 0.0, atol=1e-12)
+    # the encoder input of a model has the same mean in every batch
+    gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+    model = gde.GDEModel(adata, n_latent=4)
+    x = torch.as_tensor(adata.X.toarray())
+    with torch.no_grad():
+        z = model.module.transform(x, torch.as_tensor(b)[:, None]).numpy()
+    np.testing.assert_allclose(z[b == 0].mean(0), z[b == 1].mean(0), atol=1e-4)
+
+
+def test_mean_path_starts_the_embedding_at_the_projected_set_mean():
+    torch.manual_seed(0)
+    enc = SetEncoder(10, 6, n_hidden=16, mean_path=True).eval()
+    comps = torch.linalg.qr(torch.randn(10, 4))[0]
+    center = torch.randn(10)
+    enc.init_mean_path(comps, center)
+    x = torch.randn(3, 50, 10)
+    expected = torch.zeros(3, 6)
+    expected[:, :4] = (x.mean(1) - center) @ comps
+    torch.testing.assert_close(enc(x), expected, atol=1e-5, rtol=0)
+    # chunked embedding reads the mean path too
+    flat, index = x.reshape(-1, 10), torch.arange(3).repeat_interleave(50)
+    chunks = lambda: [(flat[i : i + 40], index[i : i + 40], [], None) for i in range(0, 150, 40)]
+    torch.testing.assert_close(enc.forward_chunked(chunks, 3), enc(x), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="mean_path=True"):
+        SetEncoder(10, 6).init_mean_path(comps, center)
+
+
+def test_untrained_model_embeds_sets_as_a_batch_corrected_pseudobulk():
+    scvi.settings.seed = 0
+    adata = small_sets(n_sets=10, n_genes=30)
+    gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+    model = gde.GDEModel(adata, n_latent=4)
+    model.is_trained_ = True  # read the initial state
+    emb = model.get_distribution_embeddings(key_added=None)
+    module = model.module
+    b = torch.as_tensor(adata.obs["batch"].cat.codes.to_numpy())[:, None]
+    with torch.no_grad():
+        x_in = module.transform(torch.as_tensor(adata.X.toarray()), b)
+    codes = adata.obs["set"].cat.codes.to_numpy()
+    means = torch.stack([x_in[codes == s].mean(0) for s in range(10)])
+    proj = (means - module.reference_center) @ module.reference_components[:, :4]
+    np.testing.assert_allclose(emb.to_numpy(), proj.numpy(), atol=1e-4)
+
+
+def test_pairwise_w2_caches_and_bounds_the_work_per_call():
+    torch.manual_seed(0)
+    clouds = {k: torch.randn(20, 3) + k for k in range(5)}
+    pw = PairwiseW2(clouds)
+    codes = torch.tensor([0, 1, 2, 3])
+    first = pw.matrix(codes, max_new=2)
+    assert len(pw) == 2 and int(torch.isfinite(first).sum()) == 4 + 2 * 2  # diagonal + 2 pairs
+    full = pw.matrix(codes)
+    assert len(pw) == 6
+    exact = exact_w2_squared(clouds[1][None], clouds[3][None]).sqrt()
+    assert float(full[1, 3]) == pytest.approx(float(exact[0]), rel=1e-5)
+    torch.testing.assert_close(full, full.T)
+    # a set without a cloud is unknown
+    assert torch.isnan(pw.matrix(torch.tensor([0, 9]))[0, 1])
+
+
+def test_w2_term_uses_given_targets_and_all_pairs_in_evaluation():
+    torch.manual_seed(0)
+    module = SetCVAE(6, n_latent=3, likelihood="normal", w2_weight=2.0, w2_pairs=1)
+    z = torch.tensor([[0.0, 0, 0], [3.0, 0, 0], [0.0, 4, 0]], requires_grad=True)
+    target = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, float("nan")], [2.0, np.nan, 0.0]])
+    module.eval()
+    term, metrics = module.w2_matching({"z_set": z}, target)
+    # the two known pairs: (3 - 1)² and (4 - 2)²
+    assert float(metrics["w2_mismatch"]) == pytest.approx(4.0)
+    assert float(term) == pytest.approx(8.0)
+    module.train()
+    _, metrics = module.w2_matching({"z_set": z}, target)  # one random known pair
+    assert float(metrics["w2_mismatch"]) == pytest.approx(4.0)
+
+
+def test_mmd_to_standard_normal_is_near_zero_only_for_the_prior():
+    torch.manual_seed(0)
+    on = mmd_to_standard_normal(torch.randn(2, 2000, 4))
+    off = mmd_to_standard_normal(torch.randn(2, 2000, 4) * 0.5 + 1.0)
+    assert float(on.max()) < 0.01 < float(off.min())
+    u = torch.randn(1, 64, 4, requires_grad=True)
+    mmd_to_standard_normal(u).sum().backward()
+    assert u.grad.abs().sum() > 0
+
+
+def test_aggregate_term_enters_the_loss():
+    adata = small_sets()
+    gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+    model = gde.GDEModel(adata, n_latent=4, aggregate_weight=10.0)
+    model.train(**TRAIN_KW)
+    assert "aggregate_mmd_train" in model.history
+    with pytest.raises(ValueError, match="aggregate_weight"):
+        SetCVAE(5, aggregate_weight=-1.0)
+
+
+def test_training_counts_steps_and_records_why_it_stopped():
+    scvi.settings.seed = 0
+    adata = small_sets(n_sets=12)
+    gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+    model = gde.GDEModel(adata, n_latent=4, n_hidden=16, n_set_hidden=16)
+    kw = {k: v for k, v in TRAIN_KW.items() if k not in ("max_epochs", "steps_per_epoch")}
+    model.train(max_steps=6, steps_per_epoch=2, early_stopping_patience=100, **kw)
+    stop = model.history["stop"].iloc[0]
+    assert model.trainer.global_step == 6 and stop["steps"] == 6
+    assert stop["reason"].startswith("reached max_steps=6")
+    assert len(model.history["validation_loss"]) == 3  # one validation per epoch
+
+    # a patience of one epoch stops long before a large cap
+    model = gde.GDEModel(adata, n_latent=4, n_hidden=16, n_set_hidden=16, w2_weight=50.0)
+    model.train(max_steps=2000, steps_per_epoch=2, early_stopping_patience=2, **kw)
+    stop = model.history["stop"].iloc[0]
+    assert stop["reason"].startswith("early stopping") and stop["steps"] < 2000
+    with pytest.raises(ValueError, match="either max_steps or max_epochs"):
+        model.train(max_steps=5, max_epochs=1, **kw)
+
+
+def test_stopping_at_the_cap_while_improving_warns():
+    scvi.settings.seed = 0
+    adata = small_sets(n_sets=12)
+    gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+    model = gde.GDEModel(adata, n_latent=4, n_hidden=16, n_set_hidden=16)
+    kw = {k: v for k, v in TRAIN_KW.items() if k not in ("max_epochs", "steps_per_epoch")}
+    with pytest.warns(UserWarning, match="still improving"):
+        model.train(max_steps=20, steps_per_epoch=5, **kw)
+    assert "still improving" in model.history["stop"].iloc[0]["reason"]
