@@ -59,7 +59,15 @@ import scipy.linalg
 import scvi
 import torch
 from synthetic_counts import run_counts
-from synthetic_report import FAMILY_TITLES, SET_SIZE, SETS_PER_BATCH, plot, render
+from synthetic_report import (
+    SET_SIZE,
+    SETS_PER_BATCH,
+    WORMHOLE,
+    carry_over,
+    merge_family,
+    plot,
+    render,
+)
 
 import gde
 from gde.metrics import distance_spearman, gaussian_w2, gmm_w2_samples, gmm_w2_squared
@@ -346,9 +354,9 @@ def run_family(name: str, args) -> tuple[dict, dict]:
             enc, dec, secs = run_wormhole(
                 train, test, held, spec["n_latent"], args.wormhole_steps, args.seed
             )
-            score("Wasserstein Wormhole", enc, dec, secs)
+            score(WORMHOLE, enc, dec, secs)
         except ImportError as err:
-            rows["Wasserstein Wormhole"] = {"skipped": f"not installed ({err})"}
+            rows[WORMHOLE] = {"skipped": f"not installed ({err})"}
 
     if name == "gaussian" and args.ablations:
         models = {"mean": trained["gde"], "sum": trained["sum-pooled encoder"]}
@@ -392,17 +400,13 @@ def main(argv=None) -> dict:
     }
     stem = "synthetic_quick" if args.quick else "synthetic"
     previous = args.out / f"{stem}.json"
+    kept = {}
     if args.merge and previous.exists():
-        earlier = json.loads(previous.read_text())
-        families = [fam for fam, *_ in FAMILY_TITLES] + ["counts"]
-        for fam, entry in earlier.items():
-            if fam in families and fam not in args.families:
-                entry.setdefault("config", earlier["config"])
-                entry["earlier_run"] = True
-                results[fam] = entry
+        kept = carry_over(json.loads(previous.read_text()), args.families)
+        results.update({fam: entry for fam, entry in kept.items() if entry.get("earlier_run")})
     for fam in args.families:
         rows, extras = run_counts(args) if fam == "counts" else run_family(fam, args)
-        results[fam] = {"methods": rows, **extras, "config": results["config"]}
+        results[fam] = merge_family(rows, extras, kept.get(fam, {}), results["config"])
     results["total_seconds"] = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))

@@ -12,11 +12,50 @@ PAPER = {
     "gaussian": {"spearman": 0.96},
     "gmm": {"spearman": 0.76, "recon": {"gde": 1.82, "KME + DDPM": 2.18, "Wormhole": 2.89}},
 }
+WORMHOLE = "Wasserstein Wormhole"
 FAMILY_TITLES = (
     ("gaussian", "5-D Gaussians", "W2² (fitted Gaussian)"),
     ("gmm", "5-D, 3-component Gaussian mixtures", "mixture-W2² (fitted 3-GMM)"),
     ("shape", "2-D shapes: equal mean and covariance", "W2² (decoded vs held-out samples)"),
 )
+
+
+def carry_over(earlier: dict, families_now: list[str]) -> dict:
+    """What an earlier result file contributes to a run of ``families_now`` (``--merge``).
+
+    Families not run now are kept whole (marked ``earlier_run``); of those run now, the
+    parts this run does not redo: the set-size ablation, and Wormhole's row when it is not
+    installed (it does not depend on gde's settings: same data, same budget).
+    """
+    families = [fam for fam, *_ in FAMILY_TITLES] + ["counts"]
+    out = {}
+    for fam, entry in earlier.items():
+        if fam not in families:
+            continue
+        if fam not in families_now:
+            out[fam] = {**entry, "config": entry.get("config", earlier["config"])}
+            out[fam]["earlier_run"] = True
+            continue
+        out[fam] = {k: entry[k] for k in ("set_size_ablation",) if k in entry}
+        row = entry.get("methods", {}).get(WORMHOLE, {})
+        if "spearman_w2" in row:
+            out[fam]["wormhole"] = row
+            out[fam]["wormhole_scatter"] = entry.get("scatter", {}).get(WORMHOLE)
+    return out
+
+
+def merge_family(rows: dict, extras: dict, kept: dict, config: dict) -> dict:
+    """One family's results from this run, completed with ``kept`` (see ``carry_over``)."""
+    if kept.get("wormhole") and "skipped" in rows.get(WORMHOLE, {}):
+        del rows[WORMHOLE]
+        rows[f"{WORMHOLE} (earlier run)"] = kept["wormhole"]
+        if kept.get("wormhole_scatter") and "scatter" in extras:
+            extras["scatter"][WORMHOLE] = kept["wormhole_scatter"]
+    out = {"methods": rows, **extras, "config": config}
+    if "set_size_ablation" in kept and "set_size_ablation" not in extras:
+        out["set_size_ablation"] = kept["set_size_ablation"]
+        out["set_size_ablation_earlier_run"] = True
+    return out
 
 
 def render(results: dict) -> str:
@@ -78,7 +117,12 @@ def render(results: dict) -> str:
             f"{SET_SIZE})",
             "",
             "Spearman (latent, W2) / drift of the embedding from the one of "
-            f"{cfg['samples']} samples, relative to the mean distance between embeddings.",
+            f"{cfg['samples']} samples, relative to the mean distance between embeddings."
+            + (
+                " From an earlier run of this script (before the current defaults)."
+                if results["gaussian"].get("set_size_ablation_earlier_run")
+                else ""
+            ),
             "",
             "| pooling | " + " | ".join(f"m = {m}" for m in sizes) + " |",
             "|---|" + "---|" * len(sizes),
@@ -97,7 +141,7 @@ def plot(results: dict, out_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     fams = [f for f in ("gaussian", "gmm", "shape") if f in results]
-    shown = ["gde", "gde (no W2 term)", "KME + same decoder", "Wasserstein Wormhole"]
+    shown = ["gde", "gde (no W2 term)", "KME + same decoder", WORMHOLE]
     fig, axes = plt.subplots(len(fams), len(shown), figsize=(3.2 * len(shown), 3.0 * len(fams)))
     axes = np.atleast_2d(axes)
     for row, fam in zip(axes, fams, strict=True):
