@@ -307,3 +307,55 @@ def reference_space(
         sub, n_comps, seed=seed, row_offsets=shift, groups=b
     )
     return out
+
+
+def cell_statistics(
+    x,
+    batch_codes: np.ndarray,
+    n_batch: int,
+    is_counts: bool,
+    n_comps: int,
+    segments=None,
+    seed: int = 0,
+) -> dict:
+    """Everything a cell model's module is initialised from, computed once from the data.
+
+    Counts: per-batch log library-size moments, NB inverse dispersions, per-batch gene
+    fold changes (with several batches) and the modality sizes (``segments``); continuous
+    features: means, standard deviations and per-batch shifts. Both: the reference space
+    of :func:`reference_space` (``reference_center``, ``reference_components``; for counts
+    with several batches also ``log_batch_shift`` and the fold changes it was computed
+    with, ``reference_batch_offset``).
+    """
+    if is_counts:
+        means, log_vars = library_log_stats(x, batch_codes, n_batch, segments)
+        stats = {
+            "library_log_means": means,
+            "library_log_vars": log_vars,
+            "log_theta_init": nb_log_theta(x, segments),
+        }
+        if segments is not None:
+            stats["modality_sizes"] = segments
+        if n_batch > 1:
+            stats["batch_offset_init"] = batch_log_fold_changes(
+                x, batch_codes, n_batch, segments=segments
+            )
+    else:
+        mean, std, shift = feature_moments(x, batch_codes, n_batch)
+        stats = {"feature_mean": mean, "feature_std": std, "batch_shift": shift}
+    reference = reference_space(
+        x,
+        batch_codes,
+        n_comps,
+        batch_offsets=stats.get("batch_offset_init"),
+        segments=segments,
+        counts=is_counts,
+        batch_shift=None if is_counts else stats["batch_shift"] * stats["feature_std"],
+        seed=seed,
+    )
+    stats["reference_center"] = reference["center"]
+    stats["reference_components"] = reference["components"]
+    if is_counts and n_batch > 1:
+        stats["log_batch_shift"] = reference["log_batch_shift"]
+        stats["reference_batch_offset"] = stats["batch_offset_init"]
+    return stats
