@@ -49,6 +49,7 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
     def __init__(self, adata: AnnData, w2_n_cells: int = 128):
         _check_not_a_copy(type(self), adata)
         super().__init__(adata)
+        self.gde_version_ = _package_version()  # saved with the model (see `load`)
         self._w2_n_cells = w2_n_cells
         self.train_sets_ = None
         self.validation_sets_ = None
@@ -183,6 +184,38 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
                 adata.obsm[key_added] = per_cell
         return emb
 
+    @classmethod
+    def load(cls, dir_path: str, adata: AnnData | None = None, **kwargs):
+        """Load a model saved with :meth:`save`.
+
+        Parameters
+        ----------
+        dir_path
+            Folder written by :meth:`save`.
+        adata
+            The data to attach (registered like the training data); with ``None``, the
+            AnnData saved with the model (``save(..., save_anndata=True)``).
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``,
+            ``device``, ``prefix``, ...).
+        """
+        if not os.path.isdir(dir_path):
+            raise FileNotFoundError(
+                f"No saved model at '{dir_path}': the folder does not exist. Pass the folder "
+                "given to `model.save(...)`."
+            )
+        try:
+            return super().load(dir_path, adata=adata, **kwargs)
+        except RuntimeError as err:
+            if "state_dict" not in str(err):
+                raise
+            version = _saved_version(dir_path, kwargs.get("prefix"))
+            raise RuntimeError(
+                f"The model in '{dir_path}' was saved by gde {version}; its parameters do "
+                f"not match those of this version of gde ({_package_version()}). Train it "
+                "again with this version, or load it with the version that wrote it."
+            ) from err
+
     def save(
         self,
         dir_path: str,
@@ -214,6 +247,22 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
         super().save(
             dir_path, prefix=prefix, overwrite=overwrite, save_anndata=save_anndata, **kwargs
         )
+
+
+def _package_version() -> str:
+    from gde import __version__
+
+    return __version__
+
+
+def _saved_version(dir_path: str, prefix: str | None) -> str:
+    """The gde version recorded in a saved model, or a description if it has none."""
+    path = os.path.join(dir_path, f"{prefix or ''}model.pt")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        return str(saved["attr_dict"]["gde_version_"])
+    except (OSError, KeyError, TypeError, RuntimeError):
+        return "0.1.0 or earlier (it records no version)"
 
 
 def _check_not_a_copy(cls, adata: AnnData) -> None:

@@ -97,7 +97,7 @@ class GDEModel(SetModelBase):
         built (for counts: of ``log1p`` expression per 10,000 with batch effects divided
         out and centred; for continuous features: in data units, batch shifts removed).
         ``0`` trains on the generative loss alone; ignored by ``set_encoder="kme"``. See
-        :meth:`gde.module.SetModuleBase.w2_matching`.
+        the method page, *What the embedding approximates*.
     w2_pairs
         Pairs of sets compared per step by the W2-matching term.
     w2_solver
