@@ -1,3 +1,10 @@
-"""Moved to :mod:`gde._anndata_utils`; kept while ``benchmarks/synthetic_counts.py`` imports it."""
+"""Moved to :mod:`gde._anndata_utils`; forwards to it while a benchmark imports from here.
 
-from gde._anndata_utils import log_normalize, to_dense  # noqa: F401
+(``benchmarks/synthetic_counts.py`` calls ``gde.tl._normalize.log_normalize``.)
+"""
+
+import gde._anndata_utils as _moved
+
+
+def __getattr__(name: str):
+    return getattr(_moved, name)
