@@ -12,6 +12,7 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
+from gde._anndata_utils import group_cells_by_set
 from gde._constants import GDE_KEYS
 from gde.data._stats import log_library_sizes
 
@@ -47,11 +48,7 @@ class GenerationMixin:
         """Batch, covariates and library sizes of the cells of each named set."""
         manager = self.get_anndata_manager(adata, required=True)
         # cell positions of each named set, in one pass over the labels
-        groups = (
-            pd.Series(np.arange(adata.n_obs))
-            .groupby(adata.obs[self.set_key].astype(str).to_numpy())
-            .indices
-        )
+        groups = group_cells_by_set(adata.obs[self.set_key])
         batch = manager.get_from_registry(GDE_KEYS.BATCH_KEY).ravel()
         cat = (
             manager.get_from_registry(GDE_KEYS.CAT_COVS_KEY)

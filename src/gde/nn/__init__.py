@@ -1,35 +1,25 @@
 """Building blocks: set encoders and pooling, count and Gaussian decoders, diffusion."""
 
-from ._count_decoder import COUNT_LIKELIHOODS, CountDecoder, count_distribution, log_library
-from ._denoiser import ConditionalDenoiser, timestep_embedding
+# Not public (not in __all__): COUNT_LIKELIHOODS, PairwiseW2, log_library and
+# one_hot_covariates stay importable from here while gde.model and gde.module import them.
+from ._count_decoder import COUNT_LIKELIHOODS, CountDecoder, log_library  # noqa: F401
+from ._denoiser import ConditionalDenoiser
 from ._diffusion import NoiseSchedule
 from ._kme import KernelMeanEncoder
 from ._normal_decoder import NormalDecoder
-from ._ot import PairwiseW2, batch_w2_squared, exact_w2_squared, sinkhorn_cost, sinkhorn_divergence
+from ._ot import PairwiseW2  # noqa: F401
 from ._pooling import SegmentPool, pool
-from ._prior import SetMixturePrior, mmd_to_standard_normal
-from ._set_encoder import PooledResidualBlock, SetEncoder, one_hot_covariates
+from ._prior import SetMixturePrior
+from ._set_encoder import SetEncoder, one_hot_covariates  # noqa: F401
 
 __all__ = [
-    "COUNT_LIKELIHOODS",
     "ConditionalDenoiser",
     "CountDecoder",
     "KernelMeanEncoder",
     "NoiseSchedule",
     "NormalDecoder",
-    "PairwiseW2",
-    "PooledResidualBlock",
     "SegmentPool",
     "SetEncoder",
     "SetMixturePrior",
-    "batch_w2_squared",
-    "count_distribution",
-    "log_library",
-    "mmd_to_standard_normal",
-    "exact_w2_squared",
-    "one_hot_covariates",
     "pool",
-    "sinkhorn_cost",
-    "sinkhorn_divergence",
-    "timestep_embedding",
 ]

@@ -14,7 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import offset_copy
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from gde.tl._sets import cluster_sets, distance_matrix
+from gde._set_distances import cluster_sets, distance_matrix
 
 from ._utils import category_colors, finish, new_axes
 

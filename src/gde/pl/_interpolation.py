@@ -11,11 +11,10 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 
-from gde.data._validation import check_set_column, get_data
-from gde.tl._normalize import log_normalize
+from gde._anndata_utils import check_set_column, get_data, log_normalize
+from gde._pca import pca, project
 
-from ._pca import fit_pca, project
-from ._utils import category_colors, finish, new_axes
+from ._utils import finish, new_axes, scatter_categories
 
 
 def _check_path(path: AnnData, color: str) -> None:
@@ -56,7 +55,7 @@ def _endpoints(path: AnnData) -> tuple[str, str] | None:
 def _coordinates(adata, x_real, x_gen, mask, basis) -> tuple[np.ndarray, np.ndarray]:
     """2-D coordinates of the real (masked) and of the generated cells."""
     if basis == "pca":
-        mean, loadings = fit_pca(x_real[mask])
+        mean, loadings = pca(x_real[mask], 2, flip_signs=True)
         return project(x_real[mask], mean, loadings), project(x_gen, mean, loadings)
     coords = np.asarray(adata.obsm[basis])[:, :2]
     loadings = np.asarray(adata.varm["PCs"])[:, :2]
@@ -197,21 +196,9 @@ def interpolation(
             f"weight (0: {ends[0]}, 1: {ends[1]})" if ends and color == "weight" else color
         )
     else:
-        cats = pd.Categorical(values)
-        colors = category_colors(path, color, cats.categories)
-        for c, name in enumerate(cats.categories):
-            m = np.asarray(cats.codes == c)
-            ax.scatter(
-                gen_xy[m, 0],
-                gen_xy[m, 1],
-                color=colors[c],
-                s=size,
-                alpha=0.8,
-                linewidths=0,
-                label=str(name),
-                zorder=2,
-            )
-        ax.legend(frameon=False, fontsize="small", bbox_to_anchor=(1.0, 1.0), loc="upper left")
+        scatter_categories(
+            ax, gen_xy, values, path, color, s=size, alpha=0.8, linewidths=0, zorder=2
+        )
     ax.plot(
         means[:, 0],
         means[:, 1],
