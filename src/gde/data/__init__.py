@@ -1,13 +1,13 @@
 """Set sampling: sets of cells grouped by an obs column, split by set, sharded by rank."""
 
-# Not public (not in __all__): set_level_obs and iter_cell_chunks stay importable from here
-# while gde.model imports them from gde.data.
-from gde._anndata_utils import set_level_obs  # noqa: F401
-
+# Not public (not in __all__), for gde.model: data sources, statistics, checks, chunks.
 from ._fields import SetObsField
+from ._likelihood import resolve_likelihood  # noqa: F401
 from ._loader import SetDataLoader, iter_cell_chunks  # noqa: F401
 from ._sampler import SetBatchSampler
+from ._source import DataSource, data_source, mudata_location  # noqa: F401
 from ._splitter import SetDataSplitter, SetSplit, split_sets
+from ._stats import cell_statistics, log_library_sizes  # noqa: F401
 
 __all__ = [
     "SetBatchSampler",

@@ -6,9 +6,8 @@ import warnings
 
 import numpy as np
 
-from gde.nn._count_decoder import COUNT_LIKELIHOODS
-
-from ._validation import check_counts, check_finite, is_count_matrix
+from gde._anndata_utils import check_counts, check_finite, is_count_matrix
+from gde.nn import COUNT_LIKELIHOODS
 
 
 def resolve_likelihood(

@@ -18,9 +18,8 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from gde._anndata_utils import data_location, get_data
 from gde._constants import GDE_KEYS
-
-from ._validation import data_location, get_data
 
 ROLES = ("rna_layer", "protein_layer")
 

@@ -22,10 +22,9 @@ from scvi.data._constants import _SCVI_UUID_KEY, _SETUP_ARGS_KEY
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
+from gde._anndata_utils import check_finite, check_set_column, set_codes
 from gde._constants import GDE_KEYS
-from gde.data import SetDataSplitter, iter_cell_chunks
-from gde.data._source import DataSource, data_source
-from gde.data._validation import check_finite, check_set_column
+from gde.data import DataSource, SetDataSplitter, data_source, iter_cell_chunks
 
 from ._generation import GenerationMixin
 from ._sets import SetAnalysisMixin
@@ -133,9 +132,7 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
         self._check_if_trained(warn=True)
         adata = self._validate_anndata(adata)
         manager = self.get_anndata_manager(adata, required=True)
-        labels = pd.Categorical(adata.obs[self.set_key]).remove_unused_categories()
-        all_names = labels.categories.astype(str)
-        codes = np.asarray(labels.codes)
+        codes, all_names = set_codes(adata.obs[self.set_key])
         if sets is None:
             chosen = np.arange(len(all_names))
         else:

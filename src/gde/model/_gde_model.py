@@ -22,12 +22,7 @@ from scvi.data.fields import (
     ObsmField,
 )
 
-from gde._constants import GDE_KEYS
-from gde.data import SetObsField
-from gde.data._likelihood import resolve_likelihood
-from gde.data._source import mudata_location
-from gde.data._stats import cell_statistics
-from gde.data._validation import (
+from gde._anndata_utils import (
     check_counts,
     check_finite,
     check_obs_columns,
@@ -35,6 +30,8 @@ from gde.data._validation import (
     data_location,
     get_data,
 )
+from gde._constants import GDE_KEYS
+from gde.data import SetObsField, cell_statistics, mudata_location, resolve_likelihood
 from gde.module import SetCVAE, SetDDPM
 from gde.nn import COUNT_LIKELIHOODS
 

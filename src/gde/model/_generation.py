@@ -14,7 +14,7 @@ from scipy import sparse
 
 from gde._anndata_utils import group_cells_by_set
 from gde._constants import GDE_KEYS
-from gde.data._stats import log_library_sizes
+from gde.data import log_library_sizes
 
 
 @contextmanager
@@ -289,7 +289,8 @@ class GenerationMixin:
         -------
         AnnData of generated cells with ``obs['point']`` (0 at ``set_a`` to
         ``n_points - 1`` at ``set_b``), ``obs['weight']`` (the weight of ``set_b``) and
-        the set column (named as at setup) naming each point. Library sizes (counts) are
+        the set column (named as at setup) naming each point; ``uns['interpolation']``
+        records the two sets. Library sizes (counts) are
         drawn from the cells of both sets.
         """
         if n_points < 2:
@@ -319,6 +320,11 @@ class GenerationMixin:
             **self._sampler_kwargs(n_steps, guidance_scale),
         )
         out.obs["point"] = np.repeat(np.arange(n_points), n_cells)
+        out.uns["interpolation"] = {
+            "set_a": str(set_a),
+            "set_b": str(set_b),
+            "set_key": self.set_key,
+        }
         out.obs["weight"] = np.repeat(weights, n_cells)
         return out
 

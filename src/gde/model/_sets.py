@@ -9,7 +9,7 @@ import pandas as pd
 from anndata import AnnData
 
 from gde.data import set_level_obs
-from gde.metrics._geometry import pairwise_distances
+from gde.metrics import pairwise_distances
 
 
 class SetAnalysisMixin:

@@ -15,9 +15,7 @@ from scvi.module.base import BaseModuleClass, auto_move_data
 from torch.distributions import Normal
 
 from gde._constants import GDE_KEYS
-from gde.nn import KernelMeanEncoder, SetEncoder
-from gde.nn._ot import OTSolver
-from gde.nn._pooling import Pooling
+from gde.nn import KernelMeanEncoder, OTSolver, Pooling, SetEncoder
 
 from ._inputs import DataKind, InputTransform, InputTransformMixin
 from ._w2 import W2MatchingMixin
@@ -84,7 +82,8 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
     w2_pairs
         Number of random pairs of the minibatch's sets the term compares per step.
     w2_solver
-        ``"exact"``, ``"sinkhorn"`` or ``"auto"`` (see :func:`gde.nn.batch_w2_squared`).
+        ``"exact"`` (optimal transport), ``"sinkhorn"`` (debiased Sinkhorn divergence)
+        or ``"auto"``.
     modality_sizes
         For counts of several modalities (CITE-seq: genes, then surface proteins): the
         number of features of each, in the order they are concatenated. Each modality is

@@ -9,8 +9,7 @@ import torch
 from scvi.nn import Encoder
 from torch.distributions import Distribution, Normal, kl_divergence
 
-from gde.nn import COUNT_LIKELIHOODS, CountDecoder, NormalDecoder, log_library
-from gde.nn._count_decoder import Dispersion
+from gde.nn import COUNT_LIKELIHOODS, CountDecoder, Dispersion, NormalDecoder, log_library
 
 from ._base import SetModuleBase
 
@@ -46,7 +45,7 @@ class CellModelBase(SetModuleBase):
         ``(n_batch, n_genes)``.
     log_theta_init
         For counts: initial log inverse dispersion of each feature in the count decoder
-        (e.g. :func:`gde.data.nb_log_theta`); random by default.
+        (a moment estimate on the data, computed by the model); random by default.
     **kwargs
         Passed to :class:`gde.module.SetModuleBase` (set encoder, covariates, input
         transform and statistics, W2-matching term).

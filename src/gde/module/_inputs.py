@@ -9,8 +9,7 @@ import numpy as np
 import torch
 
 from gde._constants import GDE_KEYS
-from gde.nn import one_hot_covariates
-from gde.nn._count_decoder import split_segments
+from gde.nn import one_hot_covariates, split_segments
 
 DataKind = Literal["counts", "continuous"]
 InputTransform = Literal["log1p_cp10k", "log1p"]

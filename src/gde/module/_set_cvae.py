@@ -46,7 +46,7 @@ class SetCVAE(CellModelBase):
         Components of the mixture prior.
     aggregate_weight
         Weight of the aggregate-posterior term: the squared MMD between each set's
-        per-cell latents and the prior ``N(0, I)`` (:func:`gde.nn.mmd_to_standard_normal`),
+        per-cell latents and the prior ``N(0, I)`` (a closed-form MMD with Gaussian kernels),
         averaged over the minibatch's sets. It keeps the set-level distribution of ``u``
         the same for every set, so that what differs between sets (their composition)
         has to be carried by the set embedding. ``0`` disables it.

@@ -9,8 +9,7 @@ import torch
 from scvi.module.base import LossOutput, auto_move_data
 
 from gde._constants import GDE_KEYS
-from gde.nn import COUNT_LIKELIHOODS, ConditionalDenoiser, NoiseSchedule
-from gde.nn._diffusion import Schedule
+from gde.nn import COUNT_LIKELIHOODS, ConditionalDenoiser, NoiseSchedule, Schedule
 
 from ._cells import CellModelBase
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from gde._constants import GDE_KEYS
-from gde.nn._ot import OTSolver, batch_w2_squared
+from gde.nn import OTSolver, batch_w2_squared
 
 from ._inputs import as_buffer
 

@@ -1,14 +1,20 @@
 """Building blocks: set encoders and pooling, count and Gaussian decoders, diffusion."""
 
-# Not public (not in __all__): COUNT_LIKELIHOODS, PairwiseW2, log_library and
-# one_hot_covariates stay importable from here while gde.model and gde.module import them.
-from ._count_decoder import COUNT_LIKELIHOODS, CountDecoder, log_library  # noqa: F401
+# Not public (not in __all__): the types and helpers gde.model and gde.module import
+# from here (likelihood and dispersion names, W2 targets, segment and covariate helpers).
+from ._count_decoder import (  # noqa: F401
+    COUNT_LIKELIHOODS,
+    CountDecoder,
+    Dispersion,
+    log_library,
+    split_segments,
+)
 from ._denoiser import ConditionalDenoiser
-from ._diffusion import NoiseSchedule
+from ._diffusion import NoiseSchedule, Schedule  # noqa: F401
 from ._kme import KernelMeanEncoder
 from ._normal_decoder import NormalDecoder
-from ._ot import PairwiseW2  # noqa: F401
-from ._pooling import SegmentPool, pool
+from ._ot import OTSolver, PairwiseW2, batch_w2_squared  # noqa: F401
+from ._pooling import Pooling, SegmentPool, pool  # noqa: F401
 from ._prior import SetMixturePrior
 from ._set_encoder import SetEncoder, one_hot_covariates  # noqa: F401
 

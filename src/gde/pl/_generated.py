@@ -21,7 +21,7 @@ def generated_vs_real(
     generated: AnnData,
     *,
     set_key: str,
-    set: str | None = None,
+    set_name: str | None = None,
     layer: str | None = None,
     normalize: bool | None = None,
     size: float = 6.0,
@@ -43,7 +43,7 @@ def generated_vs_real(
         Generated cells as returned by :meth:`gde.GDEModel.sample`.
     set_key
         Column of ``real.obs`` naming each cell's set.
-    set
+    set_name
         One set to compare; ``None`` draws every (set, gene) pair of all sets present
         in both AnnData in the same panels.
     layer
@@ -66,7 +66,7 @@ def generated_vs_real(
     """
     if axes is not None and len(axes) != 2:
         raise ValueError(f"`axes` must hold two Axes (mean, variance), got {len(axes)}.")
-    sets = None if set is None else [set]
+    sets = None if set_name is None else [set_name]
     table = tl.generated_vs_real(
         real, generated, set_key=set_key, sets=sets, layer=layer, normalize=normalize
     )
@@ -74,7 +74,7 @@ def generated_vs_real(
     if created:
         _, axes = plt.subplots(1, 2, figsize=(8.0, 3.8), layout="constrained")
     axes = np.asarray(axes, dtype=object)
-    label = set if set is not None else f"{table['set'].nunique()} sets"
+    label = set_name if set_name is not None else f"{table['set'].nunique()} sets"
     # Pearson r over every (set, gene) pair drawn: all of them as one group
     r = tl.generated_vs_real_summary(table.assign(set=label)).iloc[0]
     for ax, (column, name) in zip(axes, _PANELS, strict=True):

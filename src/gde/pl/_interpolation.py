@@ -18,7 +18,7 @@ from ._utils import finish, new_axes, scatter_categories
 
 
 def _check_path(path: AnnData, color: str) -> None:
-    for column in ("step", color):
+    for column in ("point", color):
         if column not in path.obs.columns:
             raise KeyError(
                 f"path.obs['{column}'] is missing. Pass the AnnData returned by "
@@ -42,14 +42,11 @@ def _real_mask(adata: AnnData, real_sets: Sequence[str] | None, set_key: str | N
 
 
 def _endpoints(path: AnnData) -> tuple[str, str] | None:
-    """The two sets, parsed from the point labels ``"a->b step k"`` if they follow it."""
-    if "set" not in path.obs.columns:
+    """The two sets of the path, as recorded by :meth:`gde.GDEModel.interpolate`."""
+    info = path.uns.get("interpolation")
+    if not isinstance(info, dict) or "set_a" not in info or "set_b" not in info:
         return None
-    heads = {str(s).rsplit(" step ", 1)[0] for s in pd.unique(path.obs["set"])}
-    if len(heads) != 1 or (head := heads.pop()).count("->") != 1:
-        return None
-    a, b = head.split("->")
-    return a, b
+    return str(info["set_a"]), str(info["set_b"])
 
 
 def _coordinates(adata, x_real, x_gen, mask, basis) -> tuple[np.ndarray, np.ndarray]:
@@ -85,14 +82,14 @@ def interpolation(
 
     Real cells are drawn in grey; generated cells are projected onto the same
     components and coloured by ``color`` (by default the weight of the second set); the
-    mean of each step is joined by a line.
+    mean of each point is joined by a line.
 
     Parameters
     ----------
     adata
         Real cells × genes, the data the model was trained on.
     path
-        The AnnData returned by :meth:`gde.GDEModel.interpolate`, with ``obs['step']``
+        The AnnData returned by :meth:`gde.GDEModel.interpolate`, with ``obs['point']``
         and ``obs['weight']``.
     layer
         Layer of ``adata`` with the counts (or features); ``None`` uses ``adata.X``.
@@ -174,7 +171,7 @@ def interpolation(
         zorder=1,
     )
     values = path.obs[color]
-    steps = path.obs["step"].to_numpy()
+    steps = path.obs["point"].to_numpy()
     order = np.unique(steps)
     means = np.stack([gen_xy[steps == k].mean(axis=0) for k in order])
     ends = _endpoints(path)
