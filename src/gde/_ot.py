@@ -48,16 +48,25 @@ def exact_w2(x, y, weights_x=None, weights_y=None, *, squared: bool = False) -> 
     x, y = _as_points(x), _as_points(y)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"Samples have {x.shape[1]} and {y.shape[1]} features.")
-    cost = ot.dist(x, y)  # (n, m) squared Euclidean
-    if weights_x is None and weights_y is None and len(x) == len(y):
+    value = transport_cost(ot.dist(x, y), weights_x, weights_y)  # squared Euclidean costs
+    return value if squared else float(np.sqrt(value))
+
+
+def transport_cost(cost: np.ndarray, weights_x=None, weights_y=None) -> float:
+    """Optimal transport cost for the cost matrix ``cost`` ``(n, m)``; never negative.
+
+    Uniform masses by default: then, for ``n == m``, an optimal assignment (the same
+    value, faster); otherwise the network simplex.
+    """
+    cost = np.asarray(cost, dtype=np.float64)
+    if weights_x is None and weights_y is None and cost.shape[0] == cost.shape[1]:
         rows, cols = linear_sum_assignment(cost)
         value = cost[rows, cols].mean()
     else:
         a = [] if weights_x is None else np.asarray(weights_x, dtype=np.float64)
         b = [] if weights_y is None else np.asarray(weights_y, dtype=np.float64)
         value = ot.emd2(a, b, cost, numItermax=_MAX_ITER)
-    value = max(float(value), 0.0)
-    return value if squared else float(np.sqrt(value))
+    return max(float(value), 0.0)
 
 
 def exact_w2_matrix(clouds: Sequence, weights: Sequence | None = None) -> np.ndarray:

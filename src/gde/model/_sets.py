@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from gde.data import set_level_obs
+from gde._anndata_utils import set_level_obs
 from gde.metrics import pairwise_distances
 
 

@@ -15,7 +15,7 @@ from ._kme import KernelMeanEncoder
 from ._normal_decoder import NormalDecoder
 from ._ot import OTSolver, PairwiseW2, batch_w2_squared  # noqa: F401
 from ._pooling import Pooling, SegmentPool, pool  # noqa: F401
-from ._prior import SetMixturePrior
+from ._prior import SetMixturePrior, mmd_to_standard_normal  # noqa: F401
 from ._set_encoder import SetEncoder, one_hot_covariates  # noqa: F401
 
 __all__ = [
