@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import scanpy as sc
 import scipy.linalg
 import scvi
 
@@ -23,8 +24,10 @@ SIM = {"n_sets": 160, "n_cells_per_set": (150, 300), "n_genes": 300, "n_batches"
 
 
 def _pca_cells(adata, n_comps: int = 10) -> np.ndarray:
-    logx = gde.tl._normalize.log_normalize(adata.X)
-    logx = logx.toarray() if hasattr(logx, "toarray") else logx
+    cells = adata.copy()
+    sc.pp.normalize_total(cells, target_sum=1e4)
+    sc.pp.log1p(cells)
+    logx = cells.X.toarray() if hasattr(cells.X, "toarray") else np.asarray(cells.X)
     center = logx.mean(0)
     _, _, vt = np.linalg.svd(logx[::4] - center, full_matrices=False)
     return (logx - center) @ vt[:n_comps].T

@@ -24,6 +24,13 @@ def test_every_public_name_is_in_the_api_reference(sub):
     assert not missing, f"add these to docs/api.md: {missing}"
 
 
+def test_the_api_reference_lists_only_public_names():
+    public = {f"{sub}.{n}" for sub in SUBPACKAGES for n in getattr(gde, sub).__all__}
+    listed = {n for n in documented() if n.split(".")[0] in SUBPACKAGES}
+    stale = sorted(listed - public)
+    assert not stale, f"not public (not in __all__), remove from docs/api.md: {stale}"
+
+
 def test_model_is_documented():
     assert "GDEModel" in documented()
 

@@ -124,14 +124,14 @@ def test_embedding_errors(count_models):
 @pytest.mark.parametrize("decoder", ["cvae", "ddpm"])
 def test_interpolate_labels_steps_and_weights(count_models, decoder):
     model = count_models[decoder]
-    kw = {"n_diffusion_steps": 5} if decoder == "ddpm" else {}
-    out = model.interpolate("set_0", "set_3", n_steps=4, n_cells=6, seed=0, **kw)
+    kw = {"n_steps": 5} if decoder == "ddpm" else {}
+    out = model.interpolate("set_0", "set_3", n_points=4, n_cells=6, seed=0, **kw)
     assert out.n_obs == 24
-    np.testing.assert_array_equal(out.obs["step"].to_numpy(), np.repeat(np.arange(4), 6))
+    np.testing.assert_array_equal(out.obs["point"].to_numpy(), np.repeat(np.arange(4), 6))
     np.testing.assert_allclose(out.obs["weight"].unique(), [0, 1 / 3, 2 / 3, 1])
     assert out.obs["set"].nunique() == 4
-    with pytest.raises(ValueError, match="n_steps"):
-        model.interpolate("set_0", "set_3", n_steps=1)
+    with pytest.raises(ValueError, match="n_points"):
+        model.interpolate("set_0", "set_3", n_points=1)
 
 
 @pytest.mark.parametrize("decoder", ["cvae", "ddpm"])
@@ -165,10 +165,10 @@ def test_interpolation_endpoints_decode_like_the_sets():
         early_stopping=False,
         enable_progress_bar=False,
     )
-    path = model.interpolate("s0", "s1", n_steps=3, n_cells=300, seed=0)
+    path = model.interpolate("s0", "s1", n_points=3, n_cells=300, seed=0)
     ends = model.sample(sets=["s0", "s1"], n_cells=300, seed=1)
     for step, name in ((0, "s0"), (2, "s1")):
-        gen = path.X[(path.obs["step"] == step).to_numpy()].mean(0)
+        gen = path.X[(path.obs["point"] == step).to_numpy()].mean(0)
         ref = ends.X[(ends.obs["set"] == name).to_numpy()].mean(0)
         other = ends.X[(ends.obs["set"] != name).to_numpy()].mean(0)
         assert np.linalg.norm(gen - ref) < 0.25 * np.linalg.norm(gen - other)
@@ -176,8 +176,8 @@ def test_interpolation_endpoints_decode_like_the_sets():
     real = adata.obsm["X_pca"][(adata.obs["set"] == "s0").to_numpy()].mean(0)
     gen = ends.X[(ends.obs["set"] == "s0").to_numpy()].mean(0)
     assert np.linalg.norm(gen - real) < 0.2 * np.linalg.norm(centres[0] - centres[1])
-    middle = path.X[(path.obs["step"] == 1).to_numpy()].mean(0)
-    assert np.linalg.norm(middle - path.X[(path.obs["step"] == 0).to_numpy()].mean(0)) > 0.1
+    middle = path.X[(path.obs["point"] == 1).to_numpy()].mean(0)
+    assert np.linalg.norm(middle - path.X[(path.obs["point"] == 0).to_numpy()].mean(0)) > 0.1
 
 
 def test_ddpm_ancestral_and_few_step_samplers(continuous_models):
@@ -214,3 +214,17 @@ def test_float_layer_is_continuous_and_counts_are_refused_as_normal():
     for decoder in ("cvae", "ddpm"):
         with pytest.raises(ValueError, match="raw counts"):
             gde.GDEModel(counts, decoder=decoder, likelihood="normal", **SMALL)
+
+
+def test_generated_cells_name_the_set_column_as_at_setup():
+    scvi.settings.seed = 0
+    adata = small_sets(n_sets=6).copy()
+    adata.obs = adata.obs.rename(columns={"set": "clone"})
+    gde.GDEModel.setup_anndata(adata, set_key="clone", batch_key="batch")
+    model = gde.GDEModel(adata, n_latent=4, n_hidden=16, n_set_hidden=16)
+    model.train(**{**TRAIN_KW, "max_epochs": 1})
+    out = model.sample(sets=["set_0", "set_2"], n_cells=3, seed=0)
+    assert "clone" in out.obs.columns and "set" not in out.obs.columns
+    assert list(out.obs["clone"].cat.categories) == ["set_0", "set_2"]
+    path = model.interpolate("set_0", "set_2", n_points=3, n_cells=2, seed=0)
+    assert path.obs["clone"].nunique() == 3

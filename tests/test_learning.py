@@ -9,9 +9,11 @@ from scipy import sparse
 
 import gde
 from conftest import TRAIN_KW, small_sets
-from gde.data._stats import batch_log_fold_changes, principal_components, reference_space
+from gde._pca import principal_components
+from gde.data._stats import batch_log_fold_changes, reference_space
 from gde.module import SetCVAE
-from gde.nn import PairwiseW2, SetEncoder, exact_w2_squared
+from gde.nn import SetEncoder
+from gde.nn._ot import PairwiseW2, exact_w2_squared
 from gde.nn._prior import mmd_to_standard_normal
 
 

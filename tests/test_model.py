@@ -35,6 +35,8 @@ def test_embeddings_written_to_adata(trained):
     model, _ = trained
     adata = model.adata
     emb = model.get_distribution_embeddings()
+    assert "X_gde" not in adata.obsm  # the per-cell copy is opt-in
+    emb = model.get_distribution_embeddings(copy_to_cells=True)
     assert emb.shape == (8, 8)
     assert list(emb.index) == [f"set_{i}" for i in range(8)]
     assert emb.index.name == "set"
@@ -63,7 +65,9 @@ def test_unseen_sets_are_embedded_without_retraining(trained):
 def test_subset_of_sets(trained):
     model, full = trained
     adata = full.copy()
-    emb = model.get_distribution_embeddings(adata, sets=["set_2", "set_9"], key_added="X_sub")
+    emb = model.get_distribution_embeddings(
+        adata, sets=["set_2", "set_9"], key_added="X_sub", copy_to_cells=True
+    )
     assert list(emb.index) == ["set_2", "set_9"]
     z = adata.obsm["X_sub"]
     embedded = adata.obs["set"].isin(["set_2", "set_9"]).to_numpy()

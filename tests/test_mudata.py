@@ -53,7 +53,7 @@ def test_mudata_model_reads_both_modalities(trained_mudata):
 
 def test_mudata_embeddings_and_sets(trained_mudata):
     model, mdata = trained_mudata
-    emb = model.get_distribution_embeddings(mdata)
+    emb = model.get_distribution_embeddings(mdata, copy_to_cells=True)
     assert emb.shape == (8, 6) and np.isfinite(emb.to_numpy()).all()
     assert mdata.obsm["X_gde"].shape == (mdata.n_obs, 6)
     assert "X_gde" in mdata.uns

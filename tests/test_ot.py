@@ -7,6 +7,7 @@ import torch
 
 import gde
 from conftest import TRAIN_KW, small_sets
+from gde._ot import sinkhorn_cost
 from gde.metrics import (
     fit_gmm,
     gaussian_w2,
@@ -14,7 +15,8 @@ from gde.metrics import (
     gmm_w2_squared,
     sinkhorn_divergence,
 )
-from gde.nn import KernelMeanEncoder, batch_w2_squared, exact_w2_squared, sinkhorn_cost
+from gde.nn import KernelMeanEncoder
+from gde.nn._ot import batch_w2_squared, exact_w2_squared
 
 
 def test_sinkhorn_divergence_is_debiased_and_in_w2_squared_units():

@@ -71,7 +71,7 @@ def real():
 
 @pytest.fixture
 def path(real):
-    """What `model.interpolate('a', 'c', n_steps=4, n_cells=10)` returns."""
+    """What `model.interpolate('a', 'c', n_points=4, n_cells=10)` returns."""
     rng = np.random.default_rng(2)
     n_steps, n_cells = 4, 10
     weights = np.linspace(0.0, 1.0, n_steps)
@@ -80,16 +80,18 @@ def path(real):
     mean_c = x[real.obs["sample"] == "c"].mean(0)
     rates = [(1 - w) * mean_a + w * mean_c for w in weights]
     counts = np.concatenate([rng.poisson(r, size=(n_cells, real.n_vars)) for r in rates])
-    labels = [f"a->c step {k}" for k in range(n_steps)]
+    labels = [f"a->c point {k}" for k in range(n_steps)]
     obs = pd.DataFrame(
         {
-            "set": pd.Categorical(np.repeat(labels, n_cells), categories=labels),
-            "step": np.repeat(np.arange(n_steps), n_cells),
+            "sample": pd.Categorical(np.repeat(labels, n_cells), categories=labels),
+            "point": np.repeat(np.arange(n_steps), n_cells),
             "weight": np.repeat(weights, n_cells),
         },
         index=[f"gen_{i}" for i in range(n_steps * n_cells)],
     )
-    return ad.AnnData(sparse.csr_matrix(counts.astype(np.float32)), obs=obs, var=real.var.copy())
+    out = ad.AnnData(sparse.csr_matrix(counts.astype(np.float32)), obs=obs, var=real.var.copy())
+    out.uns["interpolation"] = {"set_a": "a", "set_b": "c", "set_key": "sample"}
+    return out
 
 
 def _numpy_pca(x):
@@ -302,7 +304,7 @@ def test_generated_vs_real_summary_and_errors(real):
 def test_generated_vs_real_plot(real):
     gen = _generated_from(real, ["a", "b"])
     table = gde.tl.generated_vs_real(real, gen, set_key="sample", sets=["a"])
-    axes = gde.pl.generated_vs_real(real, gen, set_key="sample", set="a", show=False)
+    axes = gde.pl.generated_vs_real(real, gen, set_key="sample", set_name="a", show=False)
     assert len(axes) == 2 and all(isinstance(a, Axes) for a in axes)
     np.testing.assert_allclose(
         axes[0].collections[0].get_offsets(), table[["mean_real", "mean_generated"]]
@@ -331,7 +333,7 @@ def test_interpolation_projects_on_real_pcs(real, path):
     gen_xy = (logg - mean) @ v
     np.testing.assert_allclose(generated.get_offsets(), gen_xy, atol=1e-8)
     np.testing.assert_allclose(generated.get_array(), path.obs["weight"])
-    steps = path.obs["step"].to_numpy()
+    steps = path.obs["point"].to_numpy()
     step_means = np.stack([gen_xy[steps == k].mean(0) for k in range(4)])
     np.testing.assert_allclose(np.column_stack(ax.lines[0].get_data()), step_means, atol=1e-8)
     assert ax.get_title() == "a → c"
@@ -359,18 +361,18 @@ def test_interpolation_continuous_values(real, path):
     rng = np.random.default_rng(6)
     real.X = rng.normal(size=real.shape)
     path.X = rng.normal(size=path.shape)
-    ax = gde.pl.interpolation(real, path, color="set", show=False)
+    ax = gde.pl.interpolation(real, path, color="sample", show=False)
     mean, v = _numpy_pca(real.X)
     projected = np.concatenate([c.get_offsets() for c in ax.collections[1:]])
     np.testing.assert_allclose(projected, (path.X - mean) @ v, atol=1e-8)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["real cells", *path.obs["set"].cat.categories]
+    assert legend == ["real cells", *path.obs["sample"].cat.categories]
 
 
 def test_interpolation_errors(real, path):
     generated = path.copy()
-    generated.obs = generated.obs[["set"]]  # what model.sample returns
-    with pytest.raises(KeyError, match=r"obs\['step'\].*model.interpolate"):
+    generated.obs = generated.obs[["sample"]]  # what model.sample returns
+    with pytest.raises(KeyError, match=r"obs\['point'\].*model.interpolate"):
         gde.pl.interpolation(real, generated, show=False)
     no_weight = path.copy()
     del no_weight.obs["weight"]

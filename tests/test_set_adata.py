@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import gde
+from gde._anndata_utils import set_level_obs
 
 
 def test_set_level_obs_keeps_constant_columns():
@@ -15,7 +15,7 @@ def test_set_level_obs_keeps_constant_columns():
             "tp": [np.nan, np.nan, 1.0, 1.0, 1.0, 2.0],
         }
     )
-    out = gde.data.set_level_obs(obs, "set", sets=["c", "a", "b"])
+    out = set_level_obs(obs, "set", sets=["c", "a", "b"])
     assert list(out.index) == ["c", "a", "b"]
     assert list(out.columns) == ["n_cells", "donor", "age", "tp"]  # cell_type varies
     assert out["n_cells"].tolist() == [1, 2, 3]
@@ -24,7 +24,7 @@ def test_set_level_obs_keeps_constant_columns():
     assert out["age"].tolist() == [30, 30, 50]
     assert np.isnan(out.loc["a", "tp"]) and out.loc["c", "tp"] == 2.0
     with pytest.raises(KeyError, match="not in obs"):
-        gde.data.set_level_obs(obs, "set", sets=["a", "zz"])
+        set_level_obs(obs, "set", sets=["a", "zz"])
 
 
 def test_get_set_adata(trained):

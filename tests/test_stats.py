@@ -6,7 +6,12 @@ import torch
 from scipy import sparse
 
 import gde
-from gde.data._stats import batch_log_fold_changes, library_log_stats, log_library_sizes
+from gde.data._stats import (
+    batch_log_fold_changes,
+    library_log_stats,
+    log_library_sizes,
+    nb_log_theta,
+)
 
 
 def test_nb_log_theta_recovers_known_dispersion():
@@ -15,12 +20,12 @@ def test_nb_log_theta_recovers_known_dispersion():
     mu = np.tile([5.0, 20.0, 8.0, 30.0], 100)
     # NB as a gamma-Poisson mixture; 400 features keep library sizes nearly constant
     x = rng.poisson(rng.gamma(theta, mu / theta, size=(20_000, 400)))
-    est = np.exp(gde.data.nb_log_theta(sparse.csr_matrix(x)))
+    est = np.exp(nb_log_theta(sparse.csr_matrix(x)))
     for k, t in enumerate([0.5, 2.0, 10.0, 50.0]):
         assert abs(np.median(est[k::4]) / t - 1) < 0.15
     # Poisson features (no overdispersion) get the upper bound
     pois = rng.poisson(5.0, size=(5000, 2))
-    assert np.allclose(gde.data.nb_log_theta(pois, high=1000.0), np.log(1000.0))
+    assert np.allclose(nb_log_theta(pois, high=1000.0), np.log(1000.0))
 
 
 def test_statistics_per_modality():
@@ -52,7 +57,7 @@ def test_model_starts_from_the_moment_dispersion():
     adata = gde.datasets.simulate_sets(n_sets=4, n_genes=20, n_cells_per_set=50, seed=0)
     gde.GDEModel.setup_anndata(adata, set_key="set")
     model = gde.GDEModel(adata, n_latent=4)
-    expected = torch.as_tensor(gde.data.nb_log_theta(adata.X), dtype=torch.float32)
+    expected = torch.as_tensor(nb_log_theta(adata.X), dtype=torch.float32)
     torch.testing.assert_close(model.module.decoder.log_theta.detach(), expected)
     gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
     per_batch = gde.GDEModel(adata, n_latent=4, dispersion="gene-batch")

@@ -3,6 +3,6 @@
 from . import data, datasets, metrics, module, nn, pl, tl
 from .model import GDEModel
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = ["GDEModel", "data", "datasets", "metrics", "module", "nn", "pl", "tl"]

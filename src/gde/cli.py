@@ -163,7 +163,7 @@ def run_fit(args: argparse.Namespace) -> None:
         accelerator=args.accelerator,
         enable_progress_bar=not args.no_progress,
     )
-    emb = model.get_distribution_embeddings(key_added=args.key_added)
+    emb = model.get_distribution_embeddings(key_added=args.key_added, copy_to_cells=True)
     if args.save_model:
         model.save(args.save_model, overwrite=args.overwrite)
     _strip_registration(adata)

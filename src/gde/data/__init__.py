@@ -1,11 +1,13 @@
 """Set sampling: sets of cells grouped by an obs column, split by set, sharded by rank."""
 
+# Not public (not in __all__), for gde.model: data sources, statistics, checks, chunks.
 from ._fields import SetObsField
-from ._loader import SetDataLoader, iter_cell_chunks
+from ._likelihood import resolve_likelihood  # noqa: F401
+from ._loader import SetDataLoader, iter_cell_chunks  # noqa: F401
 from ._sampler import SetBatchSampler
-from ._set_obs import set_level_obs
-from ._splitter import SetDataSplitter, SetSplit, group_cells_by_set, split_sets
-from ._stats import nb_log_theta
+from ._source import DataSource, data_source, mudata_location  # noqa: F401
+from ._splitter import SetDataSplitter, SetSplit, split_sets
+from ._stats import cell_statistics, log_library_sizes  # noqa: F401
 
 __all__ = [
     "SetBatchSampler",
@@ -13,9 +15,5 @@ __all__ = [
     "SetDataSplitter",
     "SetObsField",
     "SetSplit",
-    "group_cells_by_set",
-    "iter_cell_chunks",
-    "nb_log_theta",
-    "set_level_obs",
     "split_sets",
 ]

@@ -6,7 +6,7 @@ import rich.table
 from anndata import AnnData
 from scvi.data.fields import CategoricalObsField
 
-from ._validation import check_set_column
+from gde._anndata_utils import check_set_column
 
 
 class SetObsField(CategoricalObsField):

@@ -10,18 +10,12 @@ import lightning.pytorch as pl
 import numpy as np
 from scvi.data import AnnDataManager
 
+from gde._anndata_utils import group_cells_by_set
+
 from ._loader import SetDataLoader
 from ._sampler import SetBatchSampler
 
 logger = logging.getLogger(__name__)
-
-
-def group_cells_by_set(set_codes: np.ndarray, n_sets: int) -> list[np.ndarray]:
-    """Return, for each set code ``0..n_sets-1``, the rows of the cells in that set."""
-    set_codes = np.asarray(set_codes).ravel()
-    order = np.argsort(set_codes, kind="stable")
-    counts = np.bincount(set_codes, minlength=n_sets)
-    return np.split(order, np.cumsum(counts)[:-1])
 
 
 @dataclass

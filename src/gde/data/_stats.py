@@ -7,6 +7,9 @@ import itertools
 import numpy as np
 from scipy import sparse
 
+from gde._anndata_utils import group_membership, to_dense
+from gde._pca import principal_components
+
 
 def _blocks(x, segments):
     if segments is None:
@@ -92,11 +95,9 @@ def batch_log_fold_changes(
     batch_codes = np.asarray(batch_codes).ravel()
     totals = np.asarray(x.sum(axis=1)).ravel()
     scale = 1e4 / np.maximum(totals, 1.0)
-    member = sparse.csr_matrix(
-        (scale, (batch_codes, np.arange(len(batch_codes)))), shape=(n_batch, len(batch_codes))
-    )
+    member = group_membership(batch_codes, n_batch, weights=scale)
     sums = member @ x
-    sums = sums.toarray() if sparse.issparse(sums) else np.asarray(sums)
+    sums = to_dense(sums)
     counts = np.bincount(batch_codes, minlength=n_batch)
     present = counts > 0
     means = sums[present] / counts[present, None]
@@ -128,14 +129,11 @@ def feature_moments(
     """
     batch_codes = np.asarray(batch_codes).ravel()
     counts = np.bincount(batch_codes, minlength=n_batch)
-    member = sparse.csr_matrix(
-        (np.ones(len(batch_codes)), (batch_codes, np.arange(len(batch_codes)))),
-        shape=(n_batch, len(batch_codes)),
-    )
+    member = group_membership(batch_codes, n_batch)
     sums = member @ x
     sq = member @ (x.multiply(x) if sparse.issparse(x) else np.asarray(x) ** 2)
-    sums = sums.toarray() if sparse.issparse(sums) else np.asarray(sums)
-    sq = sq.toarray() if sparse.issparse(sq) else np.asarray(sq)
+    sums = to_dense(sums)
+    sq = to_dense(sq)
     n = counts.sum()
     mean = sums.sum(0) / n
     std = np.sqrt(np.maximum(sq.sum(0) / n - mean**2, 0.0)).clip(min=1e-6)
@@ -181,68 +179,6 @@ def nb_log_theta(x, segments=None, low: float = 0.1, high: float = 1000.0) -> np
         theta = np.where(excess > 0, mean**2 / np.maximum(excess, 1e-12), high)
         out.append(np.log(np.clip(theta, low, high)))
     return np.concatenate(out)
-
-
-def principal_components(
-    x,
-    n_comps: int,
-    n_iter: int = 4,
-    seed: int = 0,
-    row_offsets: np.ndarray | None = None,
-    groups: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top principal axes of the rows of ``x`` (dense or sparse), by a randomised SVD.
-
-    Rows are centred implicitly, so a sparse ``x`` is never densified.
-
-    Parameters
-    ----------
-    x
-        Observations × features.
-    n_comps
-        Number of components (at most the number of features and of rows).
-    n_iter
-        Power iterations of the range finder.
-    seed
-        Seed of the random projection.
-    row_offsets, groups
-        Analyse ``x[i] - row_offsets[groups[i]]`` instead of ``x``: ``row_offsets`` is
-        ``(n_groups, n_features)``, ``groups`` the group code of each row.
-
-    Returns
-    -------
-    ``center`` (``(n_features,)``, the mean row) and ``components`` (``(n_features, k)``,
-    orthonormal columns ordered by decreasing variance).
-    """
-    n, g = x.shape
-    k = int(min(n_comps, n, g))
-    mean = np.asarray(x.mean(axis=0), dtype=np.float64).ravel()
-    if row_offsets is not None:
-        groups = np.asarray(groups).ravel()
-        row_offsets = np.asarray(row_offsets, dtype=np.float64)
-        n_groups = row_offsets.shape[0]
-        member = sparse.csr_matrix(
-            (np.ones(n), (groups, np.arange(n))), shape=(n_groups, n)
-        )  # (n_groups, n) sums rows by group
-        mean = mean - np.bincount(groups, minlength=n_groups) @ row_offsets / n
-    rng = np.random.default_rng(seed)
-    width = min(g, k + 10)
-
-    def right(v):  # centred rows times v, (n, width), without forming the rows
-        out = np.asarray(x @ v) - mean @ v
-        return out if row_offsets is None else out - (row_offsets @ v)[groups]
-
-    def left(q):  # centred rows transposed times q, (g, width)
-        out = np.asarray(x.T @ q) - np.outer(mean, q.sum(axis=0))
-        return out if row_offsets is None else out - row_offsets.T @ (member @ q)
-
-    basis = np.linalg.qr(right(rng.normal(size=(g, width))))[0]
-    for _ in range(n_iter):
-        basis = np.linalg.qr(right(np.linalg.qr(left(basis))[0]))[0]
-    # (width, g) projection of the centred rows on the range basis
-    small = left(basis).T
-    _, _, vt = np.linalg.svd(small, full_matrices=False)
-    return mean, vt[:k].T
 
 
 def reference_space(
@@ -301,9 +237,61 @@ def reference_space(
             shift[present] -= shift[present].mean(axis=0)
         out["log_batch_shift"] = shift
     else:
-        sub = sub.toarray() if sparse.issparse(sub) else np.asarray(sub, dtype=np.float64)
+        sub = to_dense(sub)
         shift = batch_shift
     out["center"], out["components"] = principal_components(
         sub, n_comps, seed=seed, row_offsets=shift, groups=b
     )
     return out
+
+
+def cell_statistics(
+    x,
+    batch_codes: np.ndarray,
+    n_batch: int,
+    is_counts: bool,
+    n_comps: int,
+    segments=None,
+    seed: int = 0,
+) -> dict:
+    """Everything a cell model's module is initialised from, computed once from the data.
+
+    Counts: per-batch log library-size moments, NB inverse dispersions, per-batch gene
+    fold changes (with several batches) and the modality sizes (``segments``); continuous
+    features: means, standard deviations and per-batch shifts. Both: the reference space
+    of :func:`reference_space` (``reference_center``, ``reference_components``; for counts
+    with several batches also ``log_batch_shift`` and the fold changes it was computed
+    with, ``reference_batch_offset``).
+    """
+    if is_counts:
+        means, log_vars = library_log_stats(x, batch_codes, n_batch, segments)
+        stats = {
+            "library_log_means": means,
+            "library_log_vars": log_vars,
+            "log_theta_init": nb_log_theta(x, segments),
+        }
+        if segments is not None:
+            stats["modality_sizes"] = segments
+        if n_batch > 1:
+            stats["batch_offset_init"] = batch_log_fold_changes(
+                x, batch_codes, n_batch, segments=segments
+            )
+    else:
+        mean, std, shift = feature_moments(x, batch_codes, n_batch)
+        stats = {"feature_mean": mean, "feature_std": std, "batch_shift": shift}
+    reference = reference_space(
+        x,
+        batch_codes,
+        n_comps,
+        batch_offsets=stats.get("batch_offset_init"),
+        segments=segments,
+        counts=is_counts,
+        batch_shift=None if is_counts else stats["batch_shift"] * stats["feature_std"],
+        seed=seed,
+    )
+    stats["reference_center"] = reference["center"]
+    stats["reference_components"] = reference["components"]
+    if is_counts and n_batch > 1:
+        stats["log_batch_shift"] = reference["log_batch_shift"]
+        stats["reference_batch_offset"] = stats["batch_offset_init"]
+    return stats

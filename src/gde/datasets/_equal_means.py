@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
-import ot
 import pandas as pd
 from scipy import sparse
 
+from gde._ot import exact_w2_matrix
+
 from ._simulate import _set_sizes
-
-
-def _state_w2(log_rates: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Exact W2 between discrete distributions: atoms ``log_rates[s]``, masses ``weights[s]``."""
-    n_sets = len(weights)
-    out = np.zeros((n_sets, n_sets))
-    for s in range(n_sets):
-        for t in range(s + 1, n_sets):
-            cost = ot.dist(log_rates[s], log_rates[t])
-            out[s, t] = out[t, s] = np.sqrt(max(ot.emd2(weights[s], weights[t], cost), 0.0))
-    return out
 
 
 def simulate_equal_mean_sets(
@@ -98,7 +88,7 @@ def simulate_equal_mean_sets(
     )
     props /= rate_m.sum()
     weights = np.stack([(1 - w_middle) / 2, (1 - w_middle) / 2, w_middle], axis=1)
-    w2 = _state_w2(np.log(props), weights)
+    w2 = exact_w2_matrix(np.log(props), weights)
 
     batch_shift = rng.normal(0.0, batch_effect, (n_batches, n_genes))
     batch_library = library_size * np.exp(rng.normal(0.0, 0.3, n_batches))

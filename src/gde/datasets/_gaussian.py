@@ -42,9 +42,16 @@ def _split(rng: np.random.Generator, n_sets: int, held_out_fraction: float) -> n
     return np.where(held, "held_out", "train")
 
 
-def _samples_adata(x: np.ndarray, names: np.ndarray, split: np.ndarray) -> ad.AnnData:
-    """AnnData of ``x`` ``(n_sets, n_per_set, d)`` with ``obs['set']`` and ``obs['split']``."""
+def _samples_adata(
+    rng: np.random.Generator, x: np.ndarray, prefix: str, held_out_fraction: float
+) -> tuple[ad.AnnData, np.ndarray, np.ndarray]:
+    """AnnData of ``x`` ``(n_sets, n_per_set, d)`` with ``obs['set']`` and ``obs['split']``.
+
+    Sets are named ``prefix`` and a number; returns the AnnData, the names and the split.
+    """
     n_sets, n_per, n_dims = x.shape
+    names = np.array([f"{prefix}{i:0{len(str(n_sets - 1))}d}" for i in range(n_sets)])
+    split = _split(rng, n_sets, held_out_fraction)
     obs = pd.DataFrame(
         {
             "set": pd.Categorical(np.repeat(names, n_per), categories=names),
@@ -52,11 +59,37 @@ def _samples_adata(x: np.ndarray, names: np.ndarray, split: np.ndarray) -> ad.An
         },
         index=[f"s{i}" for i in range(n_sets * n_per)],
     )
-    return ad.AnnData(
+    adata = ad.AnnData(
         x.reshape(-1, n_dims).astype(np.float32),
         obs=obs,
         var=pd.DataFrame(index=[f"dim_{j}" for j in range(n_dims)]),
     )
+    return adata, names, split
+
+
+def _mixture_adata(
+    rng: np.random.Generator,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covs: np.ndarray,
+    n_samples_per_set: int,
+    prefix: str,
+    held_out_fraction: float,
+) -> tuple[ad.AnnData, np.ndarray, np.ndarray]:
+    """:func:`_samples_adata` of samples from each set's Gaussian mixture.
+
+    ``weights`` ``(n_sets, K)``, ``means`` ``(n_sets, K, d)``, ``covs`` ``(n_sets, K, d, d)``;
+    ``obs['component']`` names the component each sample came from.
+    """
+    n_sets, k, n_dims = means.shape
+    chol = np.linalg.cholesky(covs)
+    comp = np.stack([rng.choice(k, n_samples_per_set, p=w) for w in weights])
+    z = rng.standard_normal((n_sets, n_samples_per_set, n_dims))
+    rows = np.arange(n_sets)[:, None]
+    x = means[rows, comp] + np.einsum("snij,snj->sni", chol[rows, comp], z)
+    adata, names, split = _samples_adata(rng, x, prefix, held_out_fraction)
+    adata.obs["component"] = comp.ravel()
+    return adata, names, split
 
 
 def _check_common(n_sets: int, n_samples_per_set: int, n_dims: int, held_out_fraction: float):
@@ -124,9 +157,7 @@ def gaussian_sets(
     chol = np.linalg.cholesky(covs)
     z = rng.standard_normal((n_sets, n_samples_per_set, n_dims))
     x = means[:, None, :] + np.einsum("sij,snj->sni", chol, z)
-    names = np.array([f"g{i:0{len(str(n_sets - 1))}d}" for i in range(n_sets)])
-    split = _split(rng, n_sets, held_out_fraction)
-    adata = _samples_adata(x, names, split)
+    adata, names, split = _samples_adata(rng, x, "g", held_out_fraction)
     info = {
         "sets": pd.DataFrame({"split": split}, index=pd.Index(names, name="set")),
         "means": means,
@@ -199,15 +230,9 @@ def gmm_sets(
     means = rng.uniform(mean_low, mean_high, (n_sets, k, n_dims))
     covs = _draw_covariances(rng, n_sets * k, n_dims, cov_prior, cov_df, cov_scale)
     covs = covs.reshape(n_sets, k, n_dims, n_dims)
-    chol = np.linalg.cholesky(covs)
-    comp = np.stack([rng.choice(k, n_samples_per_set, p=w) for w in weights])
-    z = rng.standard_normal((n_sets, n_samples_per_set, n_dims))
-    rows = np.arange(n_sets)[:, None]
-    x = means[rows, comp] + np.einsum("snij,snj->sni", chol[rows, comp], z)
-    names = np.array([f"m{i:0{len(str(n_sets - 1))}d}" for i in range(n_sets)])
-    split = _split(rng, n_sets, held_out_fraction)
-    adata = _samples_adata(x, names, split)
-    adata.obs["component"] = comp.ravel()
+    adata, names, split = _mixture_adata(
+        rng, weights, means, covs, n_samples_per_set, "m", held_out_fraction
+    )
     adata.uns["gmm_sets"] = {
         "sets": pd.DataFrame({"split": split}, index=pd.Index(names, name="set")),
         "weights": weights,

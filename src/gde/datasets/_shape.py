@@ -6,7 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ._gaussian import _check_common, _samples_adata, _split
+from ._gaussian import _check_common, _mixture_adata
 
 
 def _whiten(weights: np.ndarray, means: np.ndarray, covs: np.ndarray):
@@ -97,15 +97,9 @@ def shape_sets(
         raw_means = directions[s] * radii[s][:, None]
         raw_covs = spreads[s][:, None, None] ** 2 * np.eye(n_dims)
         means[s], covs[s] = _whiten(weights[s], raw_means, raw_covs)
-    chol = np.linalg.cholesky(covs)
-    comp = np.stack([rng.choice(k, n_samples_per_set, p=w) for w in weights])
-    z = rng.standard_normal((n_sets, n_samples_per_set, n_dims))
-    rows = np.arange(n_sets)[:, None]
-    x = means[rows, comp] + np.einsum("snij,snj->sni", chol[rows, comp], z)
-    names = np.array([f"p{i:0{len(str(n_sets - 1))}d}" for i in range(n_sets)])
-    split = _split(rng, n_sets, held_out_fraction)
-    adata = _samples_adata(x, names, split)
-    adata.obs["component"] = comp.ravel()
+    adata, names, split = _mixture_adata(
+        rng, weights, means, covs, n_samples_per_set, "p", held_out_fraction
+    )
     adata.uns["shape_sets"] = {
         "sets": pd.DataFrame(
             {"split": split, "separation": separation}, index=pd.Index(names, name="set")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
-import ot
 import pandas as pd
 from scipy import sparse
+
+from gde._ot import exact_w2_matrix
 
 
 def _set_sizes(n_sets: int, n_cells_per_set, rng: np.random.Generator) -> np.ndarray:
@@ -44,23 +45,9 @@ def true_w2(
     ``(n_sets, n_sets)`` matrix of W2 distances (not squared).
     """
     weights = np.ascontiguousarray(weights, dtype=np.float64)
-    centers = np.asarray(centers, dtype=np.float64)
-    n_sets = weights.shape[0]
     shifts = np.asarray(activities, dtype=np.float64) @ loadings  # (n_sets, n_genes)
-    # ||c_k + d_s - c_l - d_t||^2 = ||c_k - c_l||^2 + 2 (c_k - c_l).(d_s - d_t) + ||d_s - d_t||^2
-    base_cost = ot.dist(centers, centers)  # (n_states, n_states)
-    proj = centers @ shifts.T  # (n_states, n_sets)
-    gram = shifts @ shifts.T  # (n_sets, n_sets)
-    sq_norm = np.diag(gram)
-    out = np.zeros((n_sets, n_sets))
-    for s in range(n_sets):
-        for t in range(s + 1, n_sets):
-            dp = proj[:, s] - proj[:, t]  # (c_k).(d_s - d_t) for each state k
-            shift_sq = sq_norm[s] + sq_norm[t] - 2.0 * gram[s, t]
-            cost = np.maximum(base_cost + 2.0 * (dp[:, None] - dp[None, :]) + shift_sq, 0.0)
-            w2sq = ot.emd2(weights[s], weights[t], cost)
-            out[s, t] = out[t, s] = np.sqrt(max(w2sq, 0.0))
-    return out
+    atoms = np.asarray(centers, dtype=np.float64)[None] + shifts[:, None]  # (sets, states, genes)
+    return exact_w2_matrix(atoms, weights)
 
 
 def simulate_sets(

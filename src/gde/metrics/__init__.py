@@ -1,5 +1,7 @@
 """Metrics: set-embedding geometry against ground truth, W2 and OT, generated vs real."""
 
+from gde._ot import exact_w2
+
 from ._gaussian import (
     bures_squared,
     gaussian_w2,
@@ -21,6 +23,7 @@ __all__ = [
     "bures_squared",
     "distance_spearman",
     "energy_distance",
+    "exact_w2",
     "fit_gmm",
     "gaussian_w2",
     "gaussian_w2_matrix",

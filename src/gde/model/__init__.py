@@ -1,5 +1,6 @@
 """User-facing models."""
 
+from ._base import SetModelBase
 from ._budget import ConvergenceStopping, default_max_steps
 from ._gde_model import GDEModel
 from ._training_plan import GDETrainingPlan, TrainingDivergedError
@@ -8,6 +9,7 @@ __all__ = [
     "ConvergenceStopping",
     "GDEModel",
     "GDETrainingPlan",
+    "SetModelBase",
     "TrainingDivergedError",
     "default_max_steps",
 ]

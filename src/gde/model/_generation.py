@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -13,8 +12,9 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
+from gde._anndata_utils import group_cells_by_set
 from gde._constants import GDE_KEYS
-from gde.data._stats import log_library_sizes
+from gde.data import log_library_sizes
 
 
 @contextmanager
@@ -48,11 +48,7 @@ class GenerationMixin:
         """Batch, covariates and library sizes of the cells of each named set."""
         manager = self.get_anndata_manager(adata, required=True)
         # cell positions of each named set, in one pass over the labels
-        groups = (
-            pd.Series(np.arange(adata.n_obs))
-            .groupby(adata.obs[self.set_key].astype(str).to_numpy())
-            .indices
-        )
+        groups = group_cells_by_set(adata.obs[self.set_key])
         batch = manager.get_from_registry(GDE_KEYS.BATCH_KEY).ravel()
         cat = (
             manager.get_from_registry(GDE_KEYS.CAT_COVS_KEY)
@@ -68,7 +64,8 @@ class GenerationMixin:
         log_library = None
         if self.module.data_kind == "counts":  # library sizes of the named sets' cells only
             chosen = np.concatenate(list(rows.values()))
-            logs = log_library_sizes(self._data(adata, rows=chosen), self._modality_sizes)
+            source = self._source
+            logs = log_library_sizes(source.values(adata, rows=chosen), source.modality_sizes)
             ends = np.cumsum([len(r) for r in rows.values()])
             log_library = dict(zip(rows, np.split(logs, ends[:-1]), strict=True))
         out = []
@@ -151,7 +148,7 @@ class GenerationMixin:
         labels = [str(s) for s in labels]
         obs = pd.DataFrame(
             {
-                "set": pd.Categorical(
+                self.set_key: pd.Categorical(
                     np.repeat(labels, n_cells), categories=pd.unique(np.asarray(labels))
                 )
             },
@@ -164,23 +161,7 @@ class GenerationMixin:
             key = self._setup_args.get("batch_key") or "batch"
             obs[key] = pd.Categorical(names[codes], categories=names)
         out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self.feature_names))
-        return out if self._modalities is None else self._as_mudata(out)
-
-    def _as_mudata(self, adata: AnnData):
-        """Split generated genes and proteins into a MuData with the model's modalities."""
-        import mudata
-
-        n_genes = self._modality_sizes[0]
-        mods = self._modalities
-        parts = {
-            mods["rna_layer"]: adata[:, :n_genes].copy(),
-            mods["protein_layer"]: adata[:, n_genes:].copy(),
-        }
-        with warnings.catch_warnings():  # mudata < 0.4 announces a change of defaults
-            warnings.simplefilter("ignore", FutureWarning)
-            mdata = mudata.MuData(parts)
-        mdata.obs = adata.obs.copy()
-        return mdata
+        return self._source.as_output(out)
 
     # ------------------------------------------------------------- public API
     def sample(
@@ -226,10 +207,11 @@ class GenerationMixin:
         Returns
         -------
         AnnData of generated cells: counts in ``X`` (sparse) for count models, features for
-        continuous ones; ``obs['set']`` names the source set or embedding, and the batch
-        column (named as at setup) the batch the cells were generated in. For counts,
-        library sizes are drawn from the source set's cells (for ``embeddings``: from the
-        batch's log-normal library distribution).
+        continuous ones; the set column (named as at setup, e.g. ``obs['patient']``)
+        names the source set or embedding, and the batch column (also named as at setup)
+        the batch the cells were generated in. For counts, library sizes are drawn from
+        the source set's cells (for ``embeddings``: from the batch's log-normal library
+        distribution).
         """
         if sets is not None and embeddings is not None:
             raise ValueError("Pass either `sets` or `embeddings`, not both.")
@@ -271,13 +253,13 @@ class GenerationMixin:
         self,
         set_a: str,
         set_b: str,
-        n_steps: int = 5,
+        n_points: int = 5,
         n_cells: int = 100,
         *,
         adata: AnnData | None = None,
         batch: str | None = None,
         seed: int | None = None,
-        n_diffusion_steps: int | None = None,
+        n_steps: int | None = None,
         guidance_scale: float = 1.0,
         batch_size: int = 16384,
     ) -> AnnData:
@@ -287,7 +269,7 @@ class GenerationMixin:
         ----------
         set_a, set_b
             The two sets (embedded from all their cells).
-        n_steps
+        n_points
             Number of points on the line, ends included.
         n_cells
             Cells generated per point.
@@ -297,24 +279,26 @@ class GenerationMixin:
             Batch to generate in; by default ``set_a``'s most common batch.
         seed
             Seed for reproducible draws.
-        n_diffusion_steps, guidance_scale
-            Diffusion decoder only: sampler steps (``None``: ancestral) and guidance.
+        n_steps, guidance_scale
+            Diffusion decoder only, as in :meth:`sample`: DDIM steps (``None``: ancestral
+            sampling over all diffusion steps) and classifier-free guidance.
         batch_size
             Cells generated at once.
 
         Returns
         -------
-        AnnData of generated cells with ``obs['step']`` (0 at ``set_a`` to
-        ``n_steps - 1`` at ``set_b``), ``obs['weight']`` (the weight of ``set_b``) and
-        ``obs['set']`` naming each point. Library sizes (counts) are drawn from the cells
-        of both sets.
+        AnnData of generated cells with ``obs['point']`` (0 at ``set_a`` to
+        ``n_points - 1`` at ``set_b``), ``obs['weight']`` (the weight of ``set_b``) and
+        the set column (named as at setup) naming each point; ``uns['interpolation']``
+        records the two sets. Library sizes (counts) are
+        drawn from the cells of both sets.
         """
-        if n_steps < 2:
-            raise ValueError("n_steps must be at least 2 (the two ends).")
+        if n_points < 2:
+            raise ValueError("n_points must be at least 2 (the two ends).")
         src = self.adata if adata is None else adata
         emb = self.get_distribution_embeddings(src, sets=[set_a, set_b], key_added=None)
         z_a, z_b = emb.loc[str(set_a)].to_numpy(), emb.loc[str(set_b)].to_numpy()
-        weights = np.linspace(0.0, 1.0, n_steps)
+        weights = np.linspace(0.0, 1.0, n_points)
         z = (1 - weights)[:, None] * z_a + weights[:, None] * z_b
         ctx_a, ctx_b = self._set_context(src, [str(set_a), str(set_b)])
         context = dict(ctx_a)
@@ -325,17 +309,22 @@ class GenerationMixin:
             context["log_library"] = np.concatenate(
                 [ctx_a["log_library"], ctx_b["log_library"]], axis=0
             )
-        labels = [f"{set_a}->{set_b} step {k}" for k in range(n_steps)]
+        labels = [f"{set_a}->{set_b} point {k}" for k in range(n_points)]
         out = self._generate(
             z,
             labels,
-            [context] * n_steps,
+            [context] * n_points,
             n_cells,
             seed,
             batch_size,
-            **self._sampler_kwargs(n_diffusion_steps, guidance_scale),
+            **self._sampler_kwargs(n_steps, guidance_scale),
         )
-        out.obs["step"] = np.repeat(np.arange(n_steps), n_cells)
+        out.obs["point"] = np.repeat(np.arange(n_points), n_cells)
+        out.uns["interpolation"] = {
+            "set_a": str(set_a),
+            "set_b": str(set_b),
+            "set_key": self.set_key,
+        }
         out.obs["weight"] = np.repeat(weights, n_cells)
         return out
 

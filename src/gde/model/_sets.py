@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from gde.data import set_level_obs
-from gde.metrics._geometry import pairwise_distances
+from gde._anndata_utils import set_level_obs
+from gde.metrics import pairwise_distances
 
 
 class SetAnalysisMixin:

@@ -5,22 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-import numpy as np
 import torch
 from scvi.module.base import LossOutput, auto_move_data
-from scvi.nn import Encoder
-from torch.distributions import Normal, kl_divergence
 
 from gde._constants import GDE_KEYS
-from gde.nn import ConditionalDenoiser, NoiseSchedule
-from gde.nn._count_decoder import COUNT_LIKELIHOODS, Dispersion
-from gde.nn._diffusion import Schedule
-from gde.nn._pooling import Pooling
+from gde.nn import COUNT_LIKELIHOODS, ConditionalDenoiser, NoiseSchedule, Schedule
 
-from ._base import InputTransform, SetModuleBase
+from ._cells import CellModelBase
 
 
-class SetDDPM(SetModuleBase):
+class SetDDPM(CellModelBase):
     """Generative distribution embedding with a diffusion model conditioned on the set.
 
     A set encoder maps the cells of a set to ``z_set``; a denoising diffusion model
@@ -40,27 +34,11 @@ class SetDDPM(SetModuleBase):
     ----------
     n_input
         Number of features (genes).
-    n_batch
-        Number of batches (1 if none).
-    n_latent
-        Dimension of the set embedding.
     likelihood
         ``None`` for continuous data, or the count likelihood of the latent-diffusion
         decoder.
     n_latent_cell
         Dimension of the cell latent space (counts only).
-    n_hidden, n_layers
-        Size of the count autoencoder.
-    n_set_hidden, n_set_blocks, pooling
-        Size, depth and pooling of the set encoder.
-    dispersion
-        NB dispersion of the count decoder.
-    n_continuous_cov, n_cats_per_cov
-        Covariates; they condition the denoiser (and the count decoder).
-    encode_covariates
-        Also give covariates to the encoders.
-    dropout_rate
-        Dropout in the cell encoder.
     n_denoiser_hidden, n_denoiser_blocks
         Size of the denoiser (:class:`gde.nn.ConditionalDenoiser`).
     n_diffusion_steps
@@ -76,39 +54,28 @@ class SetDDPM(SetModuleBase):
     clip_denoised
         Bound on the predicted clean sample at each reverse step, in standardised units
         (continuous data) or latent units (counts); ``None`` disables it.
-    input_transform
-        Encoder transform of counts.
-    batch_offset_init
-        Initial per-batch gene log fold changes of the count decoder.
     **kwargs
-        Passed to :class:`gde.module.SetModuleBase`.
+        The count autoencoder (``n_hidden``, ``n_layers``, ``dispersion``,
+        ``dropout_rate``, ``batch_offset_init``, ``log_theta_init``; see
+        :class:`~gde.module._cells.CellModelBase`), and the set encoder, covariates, input
+        statistics and W2-matching term (``n_batch``, ``n_latent``, ``n_set_hidden``,
+        ``pooling``, ``n_cats_per_cov``, ``encode_covariates``, ``w2_weight``, ...; see
+        :class:`gde.module.SetModuleBase`). Covariates condition the denoiser and the count
+        decoder.
     """
 
     def __init__(
         self,
         n_input: int,
-        n_batch: int = 1,
-        n_latent: int = 64,
+        *,
         likelihood: Literal["nb", "zinb", "poisson"] | None = None,
         n_latent_cell: int = 16,
-        n_hidden: int = 128,
-        n_layers: int = 1,
-        n_set_hidden: int = 128,
-        n_set_blocks: int = 2,
-        pooling: Pooling = "mean",
-        dispersion: Dispersion = "gene",
-        n_continuous_cov: int = 0,
-        n_cats_per_cov: Sequence[int] | None = None,
-        encode_covariates: bool = False,
-        dropout_rate: float = 0.1,
         n_denoiser_hidden: int = 256,
         n_denoiser_blocks: int = 3,
         n_diffusion_steps: int = 400,
         noise_schedule: Schedule = "linear",
         cond_dropout: float = 0.1,
         clip_denoised: float | None = 10.0,
-        input_transform: InputTransform = "log1p_cp10k",
-        batch_offset_init: np.ndarray | None = None,
         **kwargs,
     ):
         if likelihood is not None and likelihood not in COUNT_LIKELIHOODS:
@@ -116,43 +83,15 @@ class SetDDPM(SetModuleBase):
                 f"likelihood must be None (continuous data) or one of {COUNT_LIKELIHOODS}, "
                 f"got {likelihood!r}."
             )
-        super().__init__(
-            n_input,
-            n_batch=n_batch,
-            n_latent=n_latent,
-            data_kind="continuous" if likelihood is None else "counts",
-            n_set_hidden=n_set_hidden,
-            n_set_blocks=n_set_blocks,
-            pooling=pooling,
-            n_continuous_cov=n_continuous_cov,
-            n_cats_per_cov=n_cats_per_cov,
-            encode_covariates=encode_covariates,
-            input_transform=input_transform,
-            **kwargs,
-        )
-        self.likelihood = likelihood
-        self.n_latent_cell = n_latent_cell
+        super().__init__(n_input, likelihood=likelihood, n_latent_cell=n_latent_cell, **kwargs)
         if likelihood is None:
             self.n_diffused = n_input
         else:
             self.n_diffused = n_latent_cell
-            self.cell_encoder = Encoder(
-                n_input + self.encoder_cont,
-                n_latent_cell,
-                n_cat_list=self.encoder_cats,
-                n_layers=n_layers,
-                n_hidden=n_hidden,
-                dropout_rate=dropout_rate,
-                return_dist=True,
-                use_batch_norm=False,
-                use_layer_norm=True,
-            )
-            self.decoder = self.make_count_decoder(
-                n_latent_cell, likelihood, dispersion, n_layers, n_hidden, batch_offset_init
-            )
+            self._build_cells(n_condition=0)
         self.denoiser = ConditionalDenoiser(
             self.n_diffused,
-            n_latent + self.n_covariate_features,
+            self.n_latent + self.n_covariate_features,
             n_hidden=n_denoiser_hidden,
             n_blocks=n_denoiser_blocks,
             cond_dropout=cond_dropout,
@@ -163,11 +102,6 @@ class SetDDPM(SetModuleBase):
     #: Adam's ε for this module. The denoising loss has small gradients; scvi-tools'
     #: default ε = 0.01 damps them and slows diffusion training several-fold.
     default_adam_eps = 1e-8
-
-    def count_batch_offset(self) -> torch.Tensor | None:
-        """Per-batch gene log fold changes of the count decoder, if any."""
-        decoder = getattr(self, "decoder", None)
-        return None if decoder is None else decoder.batch_offset
 
     def condition(
         self, z_cells: torch.Tensor, cats: Sequence[torch.Tensor], cont: torch.Tensor | None
@@ -189,13 +123,8 @@ class SetDDPM(SetModuleBase):
         if self.likelihood is None:
             out["target"] = out["x_in"]
             return out
-        encoder_in = [out["x_in"]]
-        if self.encoder_cont:
-            encoder_in.append(out["cont"])
-        enc_cats = out["cats"] if self.encode_covariates else []
-        qu, u = self.cell_encoder(torch.cat(encoder_in, dim=-1), *enc_cats)
-        library = self.log_library(x)
-        out.update({"qu": qu, "u": u, "library": library, "target": u.detach()})
+        self.encode_cells(out, x)
+        out["target"] = out["u"].detach()
         return out
 
     def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
@@ -211,8 +140,7 @@ class SetDDPM(SetModuleBase):
         """Count distribution of each cell given its latent (counts only)."""
         if self.likelihood is None:
             return {}
-        px = self.decoder(u, library, *cats, cont=cont)
-        return {"px": px, "pu": Normal(torch.zeros_like(u), torch.ones_like(u))}
+        return {"px": self.cell_likelihood(u, library, cats, cont), "pu": self.cell_prior(u)}
 
     def diffusion_loss(
         self, target: torch.Tensor, cond: torch.Tensor, generator: torch.Generator | None = None
@@ -245,10 +173,8 @@ class SetDDPM(SetModuleBase):
             loss = diffusion.mean()
             rec, kl_u = {"diffusion": diffusion}, None
         else:
-            x = self.input_counts(tensors)
-            x = x.reshape(-1, x.shape[-1])  # (n_sets, set_size, n) -> (n_cells, n)
-            nll = -generative_outputs["px"].log_prob(x).sum(-1)
-            kl_u = kl_divergence(inference_outputs["qu"], generative_outputs["pu"]).sum(-1)
+            nll = self.reconstruction_loss(tensors, inference_outputs, generative_outputs)
+            kl_u = self.cell_kl(inference_outputs, generative_outputs)
             loss = torch.mean(nll + kl_weight * kl_u + diffusion)
             rec = {"reconstruction": nll, "diffusion": diffusion}
             extra["diffusion_loss"] = diffusion.mean().detach()
@@ -259,49 +185,23 @@ class SetDDPM(SetModuleBase):
         extra.update(set_metrics)
         return LossOutput(loss=loss, reconstruction_loss=rec, kl_local=kl_u, extra_metrics=extra)
 
-    @torch.no_grad()
-    def generate(
+    def _draw_decoder_input(
         self,
-        z_set: torch.Tensor,
-        n_cells: int,
-        batch_index: torch.Tensor | None = None,
-        library: torch.Tensor | None = None,
-        cat_covs: torch.Tensor | None = None,
-        cont_covs: torch.Tensor | None = None,
+        z_cells: torch.Tensor,
+        cats: list[torch.Tensor],
+        cont: torch.Tensor | None,
         n_steps: int | None = None,
         guidance_scale: float = 1.0,
         eta: float = 0.0,
     ) -> torch.Tensor:
-        """Generate ``n_cells`` new cells for each embedding in ``z_set``.
+        """Run the reverse diffusion: standardised features, or cell latents for counts.
 
-        Parameters
-        ----------
-        z_set
-            Set embeddings, ``(n_sets, n_latent)``.
-        n_cells
-            Cells per set.
-        batch_index, library, cat_covs, cont_covs
-            Per-cell batch, log library size (counts) and covariates,
-            ``(n_sets * n_cells, k)``; defaults as in :meth:`gde.module.SetCVAE.generate`.
-        n_steps
-            ``None``: ancestral sampling over all diffusion steps; an integer: DDIM with
-            that many steps.
-        guidance_scale
-            Classifier-free guidance scale (1: plain conditional sampling).
-        eta
-            DDIM stochasticity.
-
-        Returns
-        -------
-        Counts or features on the data's scale, ``(n_sets * n_cells, n_features)``.
+        ``n_steps``: ``None`` for ancestral sampling over all diffusion steps, an integer
+        for DDIM with that many steps; ``guidance_scale``: classifier-free guidance (1:
+        plain conditional sampling); ``eta``: DDIM stochasticity.
         """
-        z_cells, batch_index, cats, cont = self._generation_inputs(
-            z_set, n_cells, batch_index, cat_covs, cont_covs
-        )
-        cond = self.condition(z_cells, cats, cont)
-
-        eps_fn = self.denoiser.sampler(cond, guidance_scale)
-        h = self.noise_schedule.sample(
+        eps_fn = self.denoiser.sampler(self.condition(z_cells, cats, cont), guidance_scale)
+        return self.noise_schedule.sample(
             eps_fn,
             (z_cells.shape[0], self.n_diffused),
             n_inference_steps=n_steps,
@@ -309,41 +209,3 @@ class SetDDPM(SetModuleBase):
             device=z_cells.device,
             clip_x0=self.clip_denoised,
         )
-        if self.likelihood is None:
-            return self.to_data_scale(h, batch_index)
-        if library is None:
-            library = self.draw_library(batch_index)
-        return self.decoder(h, library.to(h.device), *cats, cont=cont).sample()
-
-    @torch.no_grad()
-    def sample(self, tensors: dict[str, torch.Tensor], n_samples: int = 1, **kwargs):
-        """New cells for the sets in ``tensors``: as many cells as each set holds.
-
-        ``tensors`` are shaped ``(n_sets, set_size, ...)``; returns
-        ``(n_sets * set_size, n_features)`` (with the cells' own batches and, for
-        counts, library sizes), or a leading ``n_samples`` axis if ``n_samples > 1``.
-        """
-        x = self.input_counts(tensors).to(self.device)
-        batch_index = tensors[GDE_KEYS.BATCH_KEY].to(self.device)
-        z = self.embed(
-            x, batch_index, tensors.get(GDE_KEYS.CAT_COVS_KEY), tensors.get(GDE_KEYS.CONT_COVS_KEY)
-        )
-        n_sets, set_size = x.shape[:2]
-        library = None
-        if self.likelihood is not None:
-            library = self.log_library(x)
-        cat = tensors.get(GDE_KEYS.CAT_COVS_KEY)
-        cont = tensors.get(GDE_KEYS.CONT_COVS_KEY)
-        draws = [
-            self.generate(
-                z,
-                set_size,
-                batch_index.reshape(-1, 1),
-                library,
-                None if cat is None else cat.reshape(n_sets * set_size, -1),
-                None if cont is None else cont.reshape(n_sets * set_size, -1),
-                **kwargs,
-            )
-            for _ in range(n_samples)
-        ]
-        return draws[0] if n_samples == 1 else torch.stack(draws)

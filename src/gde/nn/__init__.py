@@ -1,35 +1,31 @@
 """Building blocks: set encoders and pooling, count and Gaussian decoders, diffusion."""
 
-from ._count_decoder import COUNT_LIKELIHOODS, CountDecoder, count_distribution, log_library
-from ._denoiser import ConditionalDenoiser, timestep_embedding
-from ._diffusion import NoiseSchedule
+# Not public (not in __all__): the types and helpers gde.model and gde.module import
+# from here (likelihood and dispersion names, W2 targets, segment and covariate helpers).
+from ._count_decoder import (  # noqa: F401
+    COUNT_LIKELIHOODS,
+    CountDecoder,
+    Dispersion,
+    log_library,
+    split_segments,
+)
+from ._denoiser import ConditionalDenoiser
+from ._diffusion import NoiseSchedule, Schedule  # noqa: F401
 from ._kme import KernelMeanEncoder
 from ._normal_decoder import NormalDecoder
-from ._ot import PairwiseW2, batch_w2_squared, exact_w2_squared, sinkhorn_cost, sinkhorn_divergence
-from ._pooling import SegmentPool, pool
-from ._prior import SetMixturePrior, mmd_to_standard_normal
-from ._set_encoder import PooledResidualBlock, SetEncoder, one_hot_covariates
+from ._ot import OTSolver, PairwiseW2, batch_w2_squared  # noqa: F401
+from ._pooling import Pooling, SegmentPool, pool  # noqa: F401
+from ._prior import SetMixturePrior, mmd_to_standard_normal  # noqa: F401
+from ._set_encoder import SetEncoder, one_hot_covariates  # noqa: F401
 
 __all__ = [
-    "COUNT_LIKELIHOODS",
     "ConditionalDenoiser",
     "CountDecoder",
     "KernelMeanEncoder",
     "NoiseSchedule",
     "NormalDecoder",
-    "PairwiseW2",
-    "PooledResidualBlock",
     "SegmentPool",
     "SetEncoder",
     "SetMixturePrior",
-    "batch_w2_squared",
-    "count_distribution",
-    "log_library",
-    "mmd_to_standard_normal",
-    "exact_w2_squared",
-    "one_hot_covariates",
     "pool",
-    "sinkhorn_cost",
-    "sinkhorn_divergence",
-    "timestep_embedding",
 ]

@@ -1,7 +1,7 @@
-"""Optimal transport between batches of point clouds: exact W2² and debiased Sinkhorn.
+"""W2 targets for training: W2² between batches of point clouds, cached per pair of sets.
 
-All costs are ``c(x, y) = ||x - y||²`` (not ``½||x - y||²``), so every value returned
-here is in squared data units and tends to W2² (exact OT with that cost).
+All values are W2² (or W2) with cost ``||x - y||²``, in (squared) data units; the solvers
+are those of :mod:`gde._ot`.
 """
 
 from __future__ import annotations
@@ -9,108 +9,15 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import ot
 import torch
-from scipy.optimize import linear_sum_assignment
+
+from gde._ot import sinkhorn_divergence, squared_distances, transport_cost
 
 OTSolver = Literal["auto", "exact", "sinkhorn"]
 
 
-def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``||x_i - y_j||²`` for batches ``(B, n, d)``, ``(B, m, d)`` → ``(B, n, m)``."""
-    d2 = (
-        (x * x).sum(-1)[..., :, None] + (y * y).sum(-1)[..., None, :] - 2 * x @ y.transpose(-1, -2)
-    )
-    return d2.clamp_min(0.0)
-
-
-def sinkhorn_cost(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float | torch.Tensor,
-    n_iter: int = 50,
-    scaling: float = 0.7,
-) -> torch.Tensor:
-    """Entropic OT cost ``OT_ε`` between uniform point clouds, batched, in log domain.
-
-    The dual value ``<a, f> + <b, g>`` after symmetric Sinkhorn updates with ε annealed
-    from the squared diameter down to ``eps`` (ε-scaling). It is *not* zero between
-    identical clouds; :func:`sinkhorn_divergence` removes that bias.
-
-    Parameters
-    ----------
-    x, y
-        Point clouds ``(B, n, d)`` and ``(B, m, d)``.
-    eps
-        Final entropic regularisation ε, in squared data units (a scalar or ``(B,)``).
-    n_iter
-        Iterations at the final ε, after annealing.
-    scaling
-        Factor by which ε shrinks at each annealing step.
-
-    Returns
-    -------
-    ``(B,)`` costs, squared data units.
-    """
-    cost_xy = squared_distances(x, y)
-    cost_yx = cost_xy.transpose(-1, -2)
-    n, m = x.shape[-2], y.shape[-2]
-    log_a = torch.full(x.shape[:-1], -float(np.log(n)), dtype=x.dtype, device=x.device)
-    log_b = torch.full(y.shape[:-1], -float(np.log(m)), dtype=y.dtype, device=y.device)
-    eps_t = torch.as_tensor(eps, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
-    eps_t = eps_t.expand(x.shape[0], 1, 1) if eps_t.shape[0] == 1 else eps_t
-    diameter = cost_xy.amax(dim=(-1, -2), keepdim=True).clamp_min(eps_t)
-    n_anneal = int(np.ceil(np.log(float((diameter / eps_t).max())) / -np.log(scaling)))
-    schedule = [torch.maximum(diameter * scaling**k, eps_t) for k in range(max(n_anneal, 0) + 1)]
-    schedule += [eps_t] * n_iter
-
-    def step(e, f, g):
-        e2 = e.squeeze(-1)  # (B, 1)
-        ft = -e2 * torch.logsumexp(log_b[:, None, :] + (g[:, None, :] - cost_xy) / e, dim=-1)
-        gt = -e2 * torch.logsumexp(log_a[:, None, :] + (f[:, None, :] - cost_yx) / e, dim=-1)
-        return ft, gt
-
-    f = torch.zeros_like(log_a)
-    g = torch.zeros_like(log_b)
-    f, g = step(schedule[0], f, g)
-    for e in schedule[1:]:
-        ft, gt = step(e, f, g)
-        f, g = 0.5 * (f + ft), 0.5 * (g + gt)
-    f, g = step(eps_t, f, g)  # a last full update at the final ε
-    return f.mean(-1) + g.mean(-1)
-
-
-def sinkhorn_divergence(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float | torch.Tensor,
-    n_iter: int = 50,
-) -> torch.Tensor:
-    """Debiased Sinkhorn divergence ``OT_ε(x, y) - ½ OT_ε(x, x) - ½ OT_ε(y, y)``, batched.
-
-    Zero between identical clouds, non-negative, and tends to W2² as ε → 0 (cost
-    ``||x - y||²``, squared data units).
-
-    Parameters
-    ----------
-    x, y
-        Point clouds ``(B, n, d)`` and ``(B, m, d)``.
-    eps
-        Entropic regularisation ε (squared data units).
-    n_iter
-        Sinkhorn iterations at the final ε.
-    """
-    xy = sinkhorn_cost(x, y, eps, n_iter)
-    xx = sinkhorn_cost(x, x, eps, n_iter)
-    yy = sinkhorn_cost(y, y, eps, n_iter)
-    return xy - 0.5 * (xx + yy)
-
-
 def exact_w2_squared(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Exact W2² between uniform point clouds, pair by pair.
-
-    Clouds of equal size are matched by an optimal assignment (an optimal plan between
-    uniform clouds of equal size is a permutation); others by the network simplex (POT).
+    """Exact W2² between uniform point clouds, pair by pair (:func:`gde.metrics.exact_w2`).
 
     Parameters
     ----------
@@ -122,16 +29,7 @@ def exact_w2_squared(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ``(B,)`` W2², squared data units, on ``x``'s device.
     """
     costs = squared_distances(x.detach(), y.detach()).double().cpu().numpy()
-    n, m = costs.shape[-2:]
-    if n == m:
-        # uniform weights, equal sizes: an optimal plan is a permutation (Birkhoff)
-        out = []
-        for c in costs:
-            rows, cols = linear_sum_assignment(c)
-            out.append(c[rows, cols].mean())
-    else:
-        a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
-        out = [ot.emd2(a, b, c) for c in costs]
+    out = [transport_cost(c) for c in costs]
     return torch.as_tensor(np.asarray(out), dtype=x.dtype, device=x.device)
 
 
@@ -149,7 +47,7 @@ def batch_w2_squared(
     x, y
         Point clouds ``(B, n, d)`` and ``(B, m, d)``.
     solver
-        ``"exact"`` (network simplex), ``"sinkhorn"`` (debiased Sinkhorn divergence) or
+        ``"exact"`` (:func:`gde.metrics.exact_w2`), ``"sinkhorn"`` (debiased Sinkhorn) or
         ``"auto"``: exact up to ``exact_max_points`` points per cloud, Sinkhorn above.
     eps_relative
         Sinkhorn's ε as a fraction of the mean squared distance between the clouds'

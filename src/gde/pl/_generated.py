@@ -9,8 +9,7 @@ import numpy as np
 from anndata import AnnData
 from matplotlib.axes import Axes
 
-from gde.tl._generated import generated_vs_real as _table
-from gde.tl._generated import pearson
+from gde import tl
 
 from ._utils import finish
 
@@ -22,7 +21,7 @@ def generated_vs_real(
     generated: AnnData,
     *,
     set_key: str,
-    set: str | None = None,
+    set_name: str | None = None,
     layer: str | None = None,
     normalize: bool | None = None,
     size: float = 6.0,
@@ -44,7 +43,7 @@ def generated_vs_real(
         Generated cells as returned by :meth:`gde.GDEModel.sample`.
     set_key
         Column of ``real.obs`` naming each cell's set.
-    set
+    set_name
         One set to compare; ``None`` draws every (set, gene) pair of all sets present
         in both AnnData in the same panels.
     layer
@@ -67,13 +66,17 @@ def generated_vs_real(
     """
     if axes is not None and len(axes) != 2:
         raise ValueError(f"`axes` must hold two Axes (mean, variance), got {len(axes)}.")
-    sets = None if set is None else [set]
-    table = _table(real, generated, set_key=set_key, sets=sets, layer=layer, normalize=normalize)
+    sets = None if set_name is None else [set_name]
+    table = tl.generated_vs_real(
+        real, generated, set_key=set_key, sets=sets, layer=layer, normalize=normalize
+    )
     created = axes is None
     if created:
         _, axes = plt.subplots(1, 2, figsize=(8.0, 3.8), layout="constrained")
     axes = np.asarray(axes, dtype=object)
-    label = set if set is not None else f"{table['set'].nunique()} sets"
+    label = set_name if set_name is not None else f"{table['set'].nunique()} sets"
+    # Pearson r over every (set, gene) pair drawn: all of them as one group
+    r = tl.generated_vs_real_summary(table.assign(set=label)).iloc[0]
     for ax, (column, name) in zip(axes, _PANELS, strict=True):
         x = table[f"{column}_real"].to_numpy()
         y = table[f"{column}_generated"].to_numpy()
@@ -84,6 +87,6 @@ def generated_vs_real(
         ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, zorder=0)
         ax.set_xlabel(f"{name}, real")
         ax.set_ylabel(f"{name}, generated")
-        ax.set_title(f"{name} per gene ({label}), r = {pearson(x, y):.3f}", fontsize="medium")
+        ax.set_title(f"{name} per gene ({label}), r = {r[f'r_{column}']:.3f}", fontsize="medium")
     finish(axes[0].figure, show=show, save=save, created=created)
     return axes

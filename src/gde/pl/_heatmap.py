@@ -14,30 +14,30 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import offset_copy
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from gde.tl._sets import cluster_sets, distance_matrix
+from gde._set_distances import cluster_sets, distance_matrix
 
 from ._utils import category_colors, finish, new_axes
 
 _MAX_LABELLED = 60
 
 
-def _leaf_order(sets: AnnData, d: np.ndarray, distances_key: str, key: str | None):
-    """Row positions in dendrogram order, from ``sets.uns`` or computed on the fly."""
+def _leaf_order(set_adata: AnnData, d: np.ndarray, distances_key: str, key: str | None):
+    """Row positions in dendrogram order, from ``set_adata.uns`` or computed on the fly."""
     if key is None:
         default = f"dendrogram_{distances_key}"
-        if default not in sets.uns:
+        if default not in set_adata.uns:
             return cluster_sets(d)[1]
         key = default
-    if key not in sets.uns or "order" not in sets.uns[key]:
+    if key not in set_adata.uns or "order" not in set_adata.uns[key]:
         raise KeyError(
             f"sets.uns['{key}'] holds no dendrogram. Run "
-            f"`gde.tl.set_dendrogram(sets, distances_key='{distances_key}')` first."
+            f"`gde.tl.set_dendrogram(set_adata, distances_key='{distances_key}')` first."
         )
-    order = [str(s) for s in sets.uns[key]["order"]]
-    pos = sets.obs_names.astype(str).get_indexer(order)
-    if len(order) != sets.n_obs or (pos < 0).any() or len(set(pos)) != len(pos):
+    order = [str(s) for s in set_adata.uns[key]["order"]]
+    pos = set_adata.obs_names.astype(str).get_indexer(order)
+    if len(order) != set_adata.n_obs or (pos < 0).any() or len(set(pos)) != len(pos):
         raise ValueError(
-            f"sets.uns['{key}']['order'] does not match sets.obs_names; rerun "
+            f"set_adata.uns['{key}']['order'] does not match set_adata.obs_names; rerun "
             "`gde.tl.set_dendrogram`."
         )
     return pos
@@ -48,11 +48,11 @@ def _patch(colour, label: str) -> Patch:
     return Patch(facecolor=colour, edgecolor="0.6", linewidth=0.5, label=label)
 
 
-def _annotation(sets: AnnData, column: str, order: np.ndarray):
+def _annotation(set_adata: AnnData, column: str, order: np.ndarray):
     """RGBA strip (1, n_sets, 4) of an obs column and its legend handles."""
-    if column not in sets.obs.columns:
-        raise KeyError(f"'{column}' is not a column of sets.obs.")
-    values = sets.obs[column].iloc[order]
+    if column not in set_adata.obs.columns:
+        raise KeyError(f"'{column}' is not a column of set_adata.obs.")
+    values = set_adata.obs[column].iloc[order]
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         v = values.to_numpy(dtype=np.float64)
         lo, hi = np.nanmin(v), np.nanmax(v)
@@ -64,14 +64,14 @@ def _annotation(sets: AnnData, column: str, order: np.ndarray):
         ]
         return rgba[None], handles
     cats = pd.Categorical(values)
-    colors = np.array([*category_colors(sets, column, cats.categories), (1, 1, 1, 0)])
+    colors = np.array([*category_colors(set_adata, column, cats.categories), (1, 1, 1, 0)])
     rgba = colors[np.asarray(cats.codes)]  # code -1 (missing) takes the transparent last row
     handles = [_patch(colors[i], str(c)) for i, c in enumerate(cats.categories)]
     return rgba[None], handles
 
 
 def distance_heatmap(
-    sets: AnnData,
+    set_adata: AnnData,
     *,
     distances_key: str = "X_gde_distances",
     color: str | Sequence[str] | None = None,
@@ -86,14 +86,14 @@ def distance_heatmap(
 
     Parameters
     ----------
-    sets
-        Set AnnData, one observation per set, with distances in ``sets.obsp``.
+    set_adata
+        Set AnnData, one observation per set, with distances in ``set_adata.obsp``.
     distances_key
-        Key of ``sets.obsp`` with the distances (see :func:`gde.tl.set_distances`).
+        Key of ``set_adata.obsp`` with the distances (see :func:`gde.tl.set_distances`).
     color
         ``obs`` column(s) drawn as coloured strips above the heatmap, with a legend.
     dendrogram_key
-        Key of ``sets.uns`` written by :func:`gde.tl.set_dendrogram`. By default
+        Key of ``set_adata.uns`` written by :func:`gde.tl.set_dendrogram`. By default
         ``f"dendrogram_{distances_key}"`` if present, else an average-linkage clustering
         computed here (``sets`` is not modified).
     cmap
@@ -113,11 +113,11 @@ def distance_heatmap(
     -------
     The Axes of the heatmap.
     """
-    d = distance_matrix(sets, distances_key)
-    order = _leaf_order(sets, d, distances_key, dendrogram_key)
+    d = distance_matrix(set_adata, distances_key)
+    order = _leaf_order(set_adata, d, distances_key, dendrogram_key)
     columns = [color] if isinstance(color, str) else list(color or [])
-    strips = [(c, *_annotation(sets, c, order)) for c in columns]
-    names = sets.obs_names.astype(str)[order]
+    strips = [(c, *_annotation(set_adata, c, order)) for c in columns]
+    names = set_adata.obs_names.astype(str)[order]
     n = len(names)
 
     ax, created = new_axes(ax, (6.0, 5.0))

@@ -11,15 +11,14 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 
-from gde.data._validation import check_set_column, get_data
-from gde.tl._normalize import log_normalize
+from gde._anndata_utils import check_set_column, get_data, log_normalize
+from gde._pca import pca, project
 
-from ._pca import fit_pca, project
-from ._utils import category_colors, finish, new_axes
+from ._utils import finish, new_axes, scatter_categories
 
 
 def _check_path(path: AnnData, color: str) -> None:
-    for column in ("step", color):
+    for column in ("point", color):
         if column not in path.obs.columns:
             raise KeyError(
                 f"path.obs['{column}'] is missing. Pass the AnnData returned by "
@@ -43,20 +42,17 @@ def _real_mask(adata: AnnData, real_sets: Sequence[str] | None, set_key: str | N
 
 
 def _endpoints(path: AnnData) -> tuple[str, str] | None:
-    """The two sets, parsed from the point labels ``"a->b step k"`` if they follow it."""
-    if "set" not in path.obs.columns:
+    """The two sets of the path, as recorded by :meth:`gde.GDEModel.interpolate`."""
+    info = path.uns.get("interpolation")
+    if not isinstance(info, dict) or "set_a" not in info or "set_b" not in info:
         return None
-    heads = {str(s).rsplit(" step ", 1)[0] for s in pd.unique(path.obs["set"])}
-    if len(heads) != 1 or (head := heads.pop()).count("->") != 1:
-        return None
-    a, b = head.split("->")
-    return a, b
+    return str(info["set_a"]), str(info["set_b"])
 
 
 def _coordinates(adata, x_real, x_gen, mask, basis) -> tuple[np.ndarray, np.ndarray]:
     """2-D coordinates of the real (masked) and of the generated cells."""
     if basis == "pca":
-        mean, loadings = fit_pca(x_real[mask])
+        mean, loadings = pca(x_real[mask], 2, flip_signs=True)
         return project(x_real[mask], mean, loadings), project(x_gen, mean, loadings)
     coords = np.asarray(adata.obsm[basis])[:, :2]
     loadings = np.asarray(adata.varm["PCs"])[:, :2]
@@ -86,14 +82,14 @@ def interpolation(
 
     Real cells are drawn in grey; generated cells are projected onto the same
     components and coloured by ``color`` (by default the weight of the second set); the
-    mean of each step is joined by a line.
+    mean of each point is joined by a line.
 
     Parameters
     ----------
     adata
         Real cells × genes, the data the model was trained on.
     path
-        The AnnData returned by :meth:`gde.GDEModel.interpolate`, with ``obs['step']``
+        The AnnData returned by :meth:`gde.GDEModel.interpolate`, with ``obs['point']``
         and ``obs['weight']``.
     layer
         Layer of ``adata`` with the counts (or features); ``None`` uses ``adata.X``.
@@ -175,7 +171,7 @@ def interpolation(
         zorder=1,
     )
     values = path.obs[color]
-    steps = path.obs["step"].to_numpy()
+    steps = path.obs["point"].to_numpy()
     order = np.unique(steps)
     means = np.stack([gen_xy[steps == k].mean(axis=0) for k in order])
     ends = _endpoints(path)
@@ -197,21 +193,9 @@ def interpolation(
             f"weight (0: {ends[0]}, 1: {ends[1]})" if ends and color == "weight" else color
         )
     else:
-        cats = pd.Categorical(values)
-        colors = category_colors(path, color, cats.categories)
-        for c, name in enumerate(cats.categories):
-            m = np.asarray(cats.codes == c)
-            ax.scatter(
-                gen_xy[m, 0],
-                gen_xy[m, 1],
-                color=colors[c],
-                s=size,
-                alpha=0.8,
-                linewidths=0,
-                label=str(name),
-                zorder=2,
-            )
-        ax.legend(frameon=False, fontsize="small", bbox_to_anchor=(1.0, 1.0), loc="upper left")
+        scatter_categories(
+            ax, gen_xy, values, path, color, s=size, alpha=0.8, linewidths=0, zorder=2
+        )
     ax.plot(
         means[:, 0],
         means[:, 1],

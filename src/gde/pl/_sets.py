@@ -10,7 +10,10 @@ import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 
-from ._utils import category_colors, finish, new_axes
+from gde._anndata_utils import constant_columns
+from gde._pca import pca, project
+
+from ._utils import finish, new_axes, scatter_categories
 
 
 def _is_set_adata(adata: AnnData, key: str) -> bool:
@@ -43,13 +46,13 @@ def set_level_values(adata: AnnData, set_key: str, column: str, sets: pd.Index) 
     """Per-set value of an ``obs`` column that is constant within each set."""
     if column not in adata.obs.columns:
         raise KeyError(f"'{column}' is not a column of adata.obs.")
-    labels = adata.obs[set_key].astype(str)
-    grouped = adata.obs[column].groupby(labels, observed=True)
-    if (grouped.nunique(dropna=False) > 1).any():
+    codes, names = pd.factorize(adata.obs[set_key].astype(str).to_numpy())
+    constant = constant_columns(adata.obs[[column]], codes)
+    if column not in constant.columns:
         raise ValueError(
             f"adata.obs['{column}'] varies within sets; colour by a set-level column."
         )
-    return grouped.first().reindex(sets)
+    return constant[column].set_axis(pd.Index(names)).reindex(sets)
 
 
 def set_embedding(
@@ -103,9 +106,7 @@ def set_embedding(
     z = table.to_numpy(dtype=np.float64)
     i, j = components[0] - 1, components[1] - 1
     if basis == "pca":
-        centred = z - z.mean(axis=0)
-        u, s, _ = np.linalg.svd(centred, full_matrices=False)
-        coords = u * s
+        coords = project(z, *pca(z, min(z.shape)))
         label = "PC"
     elif basis == "raw":
         coords, label = z, "dim "
@@ -133,19 +134,8 @@ def set_embedding(
         sc = ax.scatter(coords[:, i], coords[:, j], c=values.to_numpy(), s=size, **kwargs)
         plt.colorbar(sc, ax=ax, label=str(values.name or ""))
     else:
-        cats = pd.Categorical(values)
-        colors = category_colors(adata, color if isinstance(color, str) else None, cats.categories)
-        for c, name in enumerate(cats.categories):
-            m = np.asarray(cats.codes == c)
-            ax.scatter(
-                coords[m, i],
-                coords[m, j],
-                s=size,
-                color=colors[c],
-                label=str(name),
-                **kwargs,
-            )
-        ax.legend(frameon=False, fontsize="small", bbox_to_anchor=(1.0, 1.0), loc="upper left")
+        column = color if isinstance(color, str) else None
+        scatter_categories(ax, coords[:, [i, j]], values, adata, column, s=size, **kwargs)
     ax.set_xlabel(f"{label}{components[0]}")
     ax.set_ylabel(f"{label}{components[1]}")
     ax.set_title(f"{key} ({len(table)} sets)" + (f": {color}" if isinstance(color, str) else ""))

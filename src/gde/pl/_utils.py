@@ -1,11 +1,14 @@
-"""Helpers shared by the plots: colours, saving and showing."""
+"""Helpers shared by the plots: colours, categorical scatters, saving and showing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 from anndata import AnnData
+from matplotlib.axes import Axes
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
@@ -17,6 +20,23 @@ def category_colors(adata: AnnData, column: str | None, categories: Sequence) ->
         return [to_rgba(c) for c in stored]
     cmap = plt.get_cmap("tab20" if len(categories) > 10 else "tab10")
     return [cmap(i % cmap.N) for i in range(len(categories))]
+
+
+def scatter_categories(
+    ax: Axes, xy: np.ndarray, values, adata: AnnData, column: str | None, **kwargs
+) -> None:
+    """Scatter ``xy`` ``(n, 2)`` one category of ``values`` at a time, with a legend.
+
+    Colours as in :func:`category_colors` (``adata.uns[f"{column}_colors"]`` if it fits);
+    the legend, right of the axes, lists every labelled artist of ``ax``. ``kwargs`` go
+    to :meth:`matplotlib.axes.Axes.scatter`.
+    """
+    cats = pd.Categorical(values)
+    colors = category_colors(adata, column, cats.categories)
+    for c, name in enumerate(cats.categories):
+        m = np.asarray(cats.codes == c)
+        ax.scatter(xy[m, 0], xy[m, 1], color=colors[c], label=str(name), **kwargs)
+    ax.legend(frameon=False, fontsize="small", bbox_to_anchor=(1.0, 1.0), loc="upper left")
 
 
 def finish(fig: Figure, *, show: bool | None, save: str | None, created: bool) -> None:

@@ -9,22 +9,22 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from gde.data._validation import check_set_column, get_data
-
-from ._normalize import log_normalize
+from gde._anndata_utils import (
+    check_set_column,
+    get_data,
+    group_membership,
+    log_normalize,
+    to_dense,
+)
 
 
 def _group_mean_var(x, labels: np.ndarray, groups: Sequence[str]) -> tuple[np.ndarray, ...]:
     """Mean and (population) variance of the rows of ``x`` within each group."""
-    pos = pd.Index(groups).get_indexer(labels)
-    keep = np.flatnonzero(pos >= 0)
-    member = sparse.csr_matrix(
-        (np.ones(len(keep)), (pos[keep], keep)), shape=(len(groups), x.shape[0])
-    )
+    member = group_membership(pd.Index(groups).get_indexer(labels), len(groups))
     n = np.asarray(member.sum(axis=1), dtype=np.float64)
     squares = x.multiply(x) if sparse.issparse(x) else x * x
-    mean = np.asarray((member @ x).toarray() if sparse.issparse(x) else member @ x) / n
-    mean_sq = np.asarray((member @ squares).toarray() if sparse.issparse(x) else member @ squares)
+    mean = to_dense(member @ x) / n
+    mean_sq = to_dense(member @ squares)
     var = np.maximum(mean_sq / n - mean**2, 0.0)
     return mean, var
 

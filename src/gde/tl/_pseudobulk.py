@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scipy import sparse
 
-from gde.data._validation import check_set_column, get_data
-from gde.tl._normalize import log_normalize
+from gde._anndata_utils import (
+    check_set_column,
+    get_data,
+    group_membership,
+    log_normalize,
+    set_codes,
+    to_dense,
+)
+from gde._pca import pca, project
 
 
 def pseudobulk_embedding(
@@ -53,22 +59,16 @@ def pseudobulk_embedding(
     if copy:
         adata = adata.copy()
     x = get_data(adata, layer=layer)
-    labels = pd.Categorical(adata.obs[set_key]).remove_unused_categories()
-    codes = np.asarray(labels.codes)
-    n_sets = len(labels.categories)
+    codes, names = set_codes(adata.obs[set_key])
+    n_sets = len(names)
     logx = log_normalize(x, target_sum=target_sum)
-    member = sparse.csr_matrix(
-        (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_sets, len(codes))
-    )
+    member = group_membership(codes, n_sets)
     counts = np.asarray(member.sum(axis=1)).ravel()
-    sums = member @ logx
-    sums = sums.toarray() if sparse.issparse(sums) else np.asarray(sums)
-    means = sums / counts[:, None]
-    centred = means - means.mean(axis=0)
-    k = int(min(n_comps, max(1, n_sets - 1), centred.shape[1]))
-    u, s, _ = np.linalg.svd(centred, full_matrices=False)
-    z = u[:, :k] * s[:k]
-    index = pd.Index(labels.categories.astype(str), name=set_key)
+    means = to_dense(member @ logx) / counts[:, None]
+    k = int(min(n_comps, max(1, n_sets - 1), means.shape[1]))
+    # always numpy's SVD: the baseline's components do not depend on the data's size
+    z = project(means, *pca(means, k, dense_limit=None))
+    index = pd.Index(names, name=set_key)
     emb = pd.DataFrame(z, index=index, columns=[f"pb_{i}" for i in range(k)])
     if key_added is not None:
         table = emb.copy()

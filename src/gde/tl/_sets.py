@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 from anndata import AnnData
-from scipy import sparse
-from scipy.cluster.hierarchy import leaves_list, linkage
-from scipy.spatial.distance import squareform
 
-from gde.metrics._geometry import pairwise_distances
-
-_LINKAGE_METHODS = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+from gde._set_distances import cluster_sets, distance_matrix
+from gde.metrics import pairwise_distances
 
 
 def set_distances(
-    sets: AnnData,
+    set_adata: AnnData,
     *,
     use_rep: str = "X_gde",
     metric: str = "euclidean",
@@ -25,71 +21,43 @@ def set_distances(
 
     Parameters
     ----------
-    sets
+    set_adata
         Set AnnData, one observation per set, as returned by
         :meth:`gde.GDEModel.get_set_adata`.
     use_rep
-        Key of ``sets.obsm`` holding the set embeddings.
+        Key of ``set_adata.obsm`` holding the set embeddings.
     metric
         Any metric of :func:`scipy.spatial.distance.pdist` (``"euclidean"``,
         ``"cosine"``, ``"correlation"``, ...).
     key_added
-        Key of ``sets.obsp`` to write; ``f"{use_rep}_distances"`` by default.
+        Key of ``set_adata.obsp`` to write; ``f"{use_rep}_distances"`` by default.
     copy
         Return a modified copy of ``sets`` instead of writing in place.
 
     Returns
     -------
     ``None``, or the modified copy (``copy=True``). Sets
-    ``sets.obsp[key_added]``: dense ``(n_sets, n_sets)`` distance matrix.
+    ``set_adata.obsp[key_added]``: dense ``(n_sets, n_sets)`` distance matrix.
     """
-    if use_rep not in sets.obsm:
+    if use_rep not in set_adata.obsm:
         raise KeyError(
-            f"sets.obsm['{use_rep}'] is missing (available: {list(sets.obsm) or 'none'}). "
+            f"sets.obsm['{use_rep}'] is missing (available: {list(set_adata.obsm) or 'none'}). "
             "Build the set AnnData with `model.get_set_adata()` or pass `use_rep=`."
         )
-    z = np.asarray(sets.obsm[use_rep], dtype=np.float64)
+    z = np.asarray(set_adata.obsm[use_rep], dtype=np.float64)
     if z.ndim != 2:
         raise ValueError(f"sets.obsm['{use_rep}'] must be 2-D, got shape {z.shape}.")
     if not np.isfinite(z).all():
         raise ValueError(f"sets.obsm['{use_rep}'] contains NaN or infinite values.")
     d = pairwise_distances(z, metric=metric)
     if copy:
-        sets = sets.copy()
-    sets.obsp[key_added or f"{use_rep}_distances"] = d
-    return sets if copy else None
-
-
-def distance_matrix(sets: AnnData, distances_key: str) -> np.ndarray:
-    """The dense, checked ``(n_sets, n_sets)`` matrix ``sets.obsp[distances_key]``."""
-    if distances_key not in sets.obsp:
-        raise KeyError(
-            f"sets.obsp['{distances_key}'] is missing (available: "
-            f"{list(sets.obsp) or 'none'}). Run `gde.tl.set_distances(sets)` first."
-        )
-    d = sets.obsp[distances_key]
-    d = d.toarray() if sparse.issparse(d) else np.asarray(d, dtype=np.float64)
-    if not np.isfinite(d).all():
-        raise ValueError(f"sets.obsp['{distances_key}'] contains NaN or infinite values.")
-    if not np.allclose(d, d.T):
-        raise ValueError(f"sets.obsp['{distances_key}'] is not symmetric.")
-    return d
-
-
-def cluster_sets(
-    d: np.ndarray, method: str = "average", optimal_ordering: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Linkage matrix and leaf order (row positions) of a square distance matrix."""
-    if method not in _LINKAGE_METHODS:
-        raise ValueError(f"method must be one of {_LINKAGE_METHODS}, got {method!r}.")
-    if d.shape[0] < 2:
-        raise ValueError("Clustering needs at least two sets.")
-    z = linkage(squareform(d, checks=False), method=method, optimal_ordering=optimal_ordering)
-    return z, leaves_list(z)
+        set_adata = set_adata.copy()
+    set_adata.obsp[key_added or f"{use_rep}_distances"] = d
+    return set_adata if copy else None
 
 
 def set_dendrogram(
-    sets: AnnData,
+    set_adata: AnnData,
     *,
     distances_key: str = "X_gde_distances",
     method: str = "average",
@@ -101,34 +69,34 @@ def set_dendrogram(
 
     Parameters
     ----------
-    sets
+    set_adata
         Set AnnData, one observation per set.
     distances_key
-        Key of ``sets.obsp`` holding the set × set distances (see :func:`set_distances`).
+        Key of ``set_adata.obsp`` holding the set × set distances (see :func:`set_distances`).
     method
         Linkage method of :func:`scipy.cluster.hierarchy.linkage`. ``"centroid"``,
         ``"median"`` and ``"ward"`` assume Euclidean distances.
     optimal_ordering
         Reorder leaves so that neighbouring sets are as close as possible (slower).
     key_added
-        Key of ``sets.uns`` to write; ``f"dendrogram_{distances_key}"`` by default.
+        Key of ``set_adata.uns`` to write; ``f"dendrogram_{distances_key}"`` by default.
     copy
         Return a modified copy of ``sets`` instead of writing in place.
 
     Returns
     -------
-    ``None``, or the modified copy (``copy=True``). Sets ``sets.uns[key_added]``, a
+    ``None``, or the modified copy (``copy=True``). Sets ``set_adata.uns[key_added]``, a
     dict with ``"linkage"`` (the scipy linkage matrix), ``"order"`` (set names in leaf
     order, as a list), ``"method"`` and ``"distances_key"``.
     """
-    d = distance_matrix(sets, distances_key)
+    d = distance_matrix(set_adata, distances_key)
     z, order = cluster_sets(d, method, optimal_ordering)
     if copy:
-        sets = sets.copy()
-    sets.uns[key_added or f"dendrogram_{distances_key}"] = {
+        set_adata = set_adata.copy()
+    set_adata.uns[key_added or f"dendrogram_{distances_key}"] = {
         "linkage": z,
-        "order": [str(sets.obs_names[i]) for i in order],
+        "order": [str(set_adata.obs_names[i]) for i in order],
         "method": method,
         "distances_key": distances_key,
     }
-    return sets if copy else None
+    return set_adata if copy else None

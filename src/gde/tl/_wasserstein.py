@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import ot
 import pandas as pd
 from anndata import AnnData
 
-from gde.data._validation import check_set_column
-from gde.tl._normalize import to_dense
+from gde._anndata_utils import check_set_column, group_cells_by_set, to_dense
+from gde._ot import exact_w2_matrix
 
 
 def wasserstein_distances(
@@ -27,7 +26,7 @@ def wasserstein_distances(
 
     Each set is the uniform distribution over its cells (at most ``n_cells`` of them,
     drawn without replacement); the optimal transport between two sets is solved exactly
-    (network simplex, :func:`ot.emd2`) with squared Euclidean costs. This is the
+    (:func:`gde.metrics.exact_w2`) with squared Euclidean costs. This is the
     geometry a GDE embedding is trained to follow, so
     ``gde.metrics.distance_spearman(model.get_distribution_embeddings(), w2)`` says how
     closely it does. With ``k`` sets it solves ``k (k - 1) / 2`` transport problems of
@@ -76,8 +75,7 @@ def wasserstein_distances(
         raise ValueError(
             f"adata.{'X' if use_rep == 'X' else f'obsm[{use_rep!r}]'} has NaN or inf."
         )
-    labels = adata.obs[set_key].astype(str).to_numpy()
-    groups = pd.Series(np.arange(adata.n_obs)).groupby(labels).indices
+    groups = group_cells_by_set(adata.obs[set_key])
     names = sorted(groups) if sets is None else [str(s) for s in sets]
     unknown = [s for s in names if s not in groups]
     if unknown:
@@ -89,14 +87,8 @@ def wasserstein_distances(
         if n_cells is not None and len(cells) > n_cells:
             cells = rng.choice(cells, n_cells, replace=False)
         clouds.append(x[np.sort(cells)])
-    d = np.zeros((len(names), len(names)))
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            cost = ot.dist(clouds[i], clouds[j])  # squared Euclidean
-            w2_squared = ot.emd2([], [], cost, numItermax=10_000_000)
-            d[i, j] = d[j, i] = np.sqrt(max(float(w2_squared), 0.0))
     index = pd.Index(names, name=set_key)
-    table = pd.DataFrame(d, index=index, columns=index.copy())
+    table = pd.DataFrame(exact_w2_matrix(clouds), index=index, columns=index.copy())
     if key_added is not None:
         adata.uns[key_added] = {
             "distances": table,

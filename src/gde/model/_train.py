@@ -1,0 +1,193 @@
+"""Training of set models: the set sampler, step budget, early stopping and W2 targets."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from scvi import settings
+
+from gde._constants import GDE_KEYS
+from gde.data import SetDataSplitter
+from gde.nn import PairwiseW2
+
+from ._budget import STEPS_PER_EPOCH, ConvergenceStopping, resolve_steps, stop_record
+
+
+class SetTrainingMixin:
+    """``train`` for set models: minibatches of sets, counted and stopped in steps.
+
+    The model needs ``module`` (with ``w2_weight``, ``w2_points`` and ``w2_solver``),
+    ``adata_manager``, ``_data_splitter_cls``, ``_training_plan_cls``,
+    ``_train_runner_cls`` and ``_w2_n_cells``.
+    """
+
+    def train(
+        self,
+        max_steps: int | None = None,
+        max_epochs: int | None = None,
+        set_size: int = 128,
+        n_sets_per_batch: int = 16,
+        steps_per_epoch: int = STEPS_PER_EPOCH,
+        train_size: float = 0.9,
+        validation_size: float | None = None,
+        min_set_size: int = 10,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        early_stopping: bool = True,
+        early_stopping_patience: int | None = None,
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ) -> None:
+        """Train the set encoder and the decoder end to end, until validation stops improving.
+
+        Each minibatch holds ``n_sets_per_batch`` sets of ``set_size`` cells drawn from
+        the training cells of each set (with replacement from sets smaller than
+        ``set_size``). Sets, not cells, are split into training and validation. Training
+        is counted in optimiser steps: every ``steps_per_epoch`` steps (one epoch) the
+        validation sets are scored, and training stops when the validation loss has not
+        improved for ``early_stopping_patience`` steps, or at ``max_steps``.
+        ``model.history["stop"]`` says which. The split and the draws are reproducible
+        under ``scvi.settings.seed``.
+
+        Parameters
+        ----------
+        max_steps
+            Largest number of optimiser steps. By default 100 per training set, between
+            4,000 and 20,000 (:func:`gde.model.default_max_steps`); early stopping
+            usually ends training sooner.
+        max_epochs
+            Alternatively, the number of epochs of ``steps_per_epoch`` steps.
+        set_size
+            Cells drawn from each set in a minibatch.
+        n_sets_per_batch
+            Sets in a minibatch (at most the number of training sets).
+        steps_per_epoch
+            Optimiser steps between two validation passes.
+        train_size
+            Fraction of sets used for training.
+        validation_size
+            Fraction of sets used for validation; ``1 - train_size`` by default.
+        min_set_size
+            Sets with fewer cells are left out of training, with a warning naming them.
+        accelerator, devices
+            As in :class:`lightning.pytorch.Trainer` (``"auto"`` picks a GPU if present).
+        early_stopping
+            Stop when the validation loss stops improving (needs validation sets): when
+            over ``early_stopping_patience`` steps it improved by less than a tenth of
+            its total improvement so far (``early_stopping_min_progress=0.1``, a keyword
+            of ``trainer_kwargs``; see :class:`gde.model.ConvergenceStopping`).
+        early_stopping_patience
+            Optimiser steps without improvement before stopping; by default 1,000
+            (2,000 for the diffusion decoder, whose validation loss is noisier).
+        plan_kwargs
+            Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``eps``,
+            ``n_steps_kl_warmup``, ...). Adam's ``eps`` defaults to ``1e-8``.
+        datasplitter_kwargs
+            Passed to :class:`gde.data.SetDataSplitter` (e.g. ``num_workers``).
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer`.
+        """
+        set_codes = self.adata_manager.get_from_registry(GDE_KEYS.SET_KEY).ravel()
+        set_names = np.asarray(
+            self.adata_manager.get_state_registry(GDE_KEYS.SET_KEY).categorical_mapping
+        ).astype(str)
+        splitter = self._data_splitter_cls(
+            self.adata_manager,
+            set_codes,
+            set_names,
+            train_size=train_size,
+            validation_size=validation_size,
+            min_set_size=min_set_size,
+            set_size=set_size,
+            n_sets_per_batch=n_sets_per_batch,
+            n_batches_per_epoch=steps_per_epoch,
+            seed=settings.seed or 0,
+            **(datasplitter_kwargs or {}),
+        )
+        n_train_sets = len(splitter.split.train)
+        max_steps = resolve_steps(max_steps, max_epochs, steps_per_epoch, n_train_sets)
+        if 0 < max_steps < steps_per_epoch:  # validate at least once, at the end
+            steps_per_epoch = splitter.n_batches_per_epoch = max_steps
+        has_validation = len(splitter.split.validation) > 0
+        if early_stopping and not has_validation:
+            warnings.warn(
+                "No validation sets (too few sets or validation_size=0): early stopping is "
+                "off and training runs for max_steps.",
+                UserWarning,
+                stacklevel=2,
+            )
+            early_stopping = False
+        if early_stopping_patience is None:
+            early_stopping_patience = self._default_patience_steps()
+        patience_epochs = max(1, int(np.ceil(early_stopping_patience / steps_per_epoch)))
+
+        plan_kwargs = dict(plan_kwargs or {})
+        if "n_steps_kl_warmup" not in plan_kwargs and "n_epochs_kl_warmup" not in plan_kwargs:
+            plan_kwargs["n_epochs_kl_warmup"] = None
+            plan_kwargs["n_steps_kl_warmup"] = int(min(1000, max(1, max_steps // 4)))
+        plan_kwargs.setdefault("eps", 1e-8)
+        pair_w2 = None
+        if self.module.w2_weight > 0:
+            pair_w2 = self._pair_w2(splitter, settings.seed or 0)
+        training_plan = self._training_plan_cls(self.module, pair_w2=pair_w2, **plan_kwargs)
+
+        monitor = trainer_kwargs.pop("early_stopping_monitor", "validation_loss")
+        min_progress = trainer_kwargs.pop("early_stopping_min_progress", 0.1)
+        stopper = None
+        if early_stopping:
+            stopper = ConvergenceStopping(monitor, patience_epochs, min_progress)
+            trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), stopper]
+        trainer_kwargs.setdefault("use_distributed_sampler", False)
+        trainer_kwargs.setdefault("max_steps", max_steps)
+        if has_validation:
+            trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        else:
+            trainer_kwargs.setdefault("limit_val_batches", 0)
+        runner = self._train_runner_cls(
+            self,
+            training_plan=training_plan,
+            data_splitter=splitter,
+            max_epochs=max(1, int(np.ceil(max_steps / steps_per_epoch))),
+            accelerator=accelerator,
+            devices=devices,
+            early_stopping=False,  # ConvergenceStopping above
+            **trainer_kwargs,
+        )
+        self.train_sets_ = splitter.train_sets
+        self.validation_sets_ = splitter.validation_sets
+        self.excluded_sets_ = splitter.excluded_sets
+        previous = len((self.history_ or {}).get(monitor, ())) if self.is_trained_ else 0
+        runner()
+        if not isinstance(self.history_, dict):  # a logger other than scvi-tools' own
+            self.history_ = {}
+        self.history_["stop"] = stop_record(
+            self.history_,
+            steps_run=int(self.trainer.global_step),
+            max_steps=int(trainer_kwargs["max_steps"]),
+            steps_per_epoch=steps_per_epoch,
+            early_stopped=stopper is not None and stopper.stopped_epoch > 0,
+            patience_steps=early_stopping_patience if has_validation else None,
+            monitor=monitor,
+            first_epoch=previous,
+        )
+
+    def _default_patience_steps(self) -> int:
+        """Steps without improvement before early stopping, by default."""
+        return 1000
+
+    def _pair_w2(self, splitter: SetDataSplitter, seed: int) -> PairwiseW2:
+        """Fixed clouds of the training and validation sets in the W2 space."""
+        n_points = self._w2_n_cells
+        rng = np.random.default_rng([seed, 7])
+        keys = [k for k in self.adata_manager.data_registry if k != GDE_KEYS.SET_KEY]
+        dataset = self.adata_manager.create_torch_dataset(data_and_attributes=keys)
+        clouds = {}
+        for code in np.concatenate([splitter.split.train, splitter.split.validation]):
+            cells = splitter.set_cells[code]
+            rows = np.sort(rng.choice(cells, n_points, replace=len(cells) < n_points))
+            tensors = {k: torch.as_tensor(v) for k, v in dataset[rows].items()}
+            clouds[int(code)] = self.module.w2_points(tensors).cpu()
+        return PairwiseW2(clouds, solver=self.module.w2_solver)
