@@ -12,10 +12,12 @@ are embedded and scored:
   Spearman with the exact W2 between samples (50 PCs, 500 cells) on same-batch pairs.
 
 A last run per data set trains with the default ``model.train()`` (early stopping) and
-reports where it stopped. Writes ``results/learning.{json,md}`` and ``learning.png``.
+reports where it stopped. Each run is stored in ``results/learning_runs/`` as it ends;
+``results/learning.{json,md}`` and ``learning.png`` are drawn from every stored run, so the
+data sets can be run in separate calls.
 
-    python benchmarks/learning.py                       # both data sets (about 2 hours)
-    python benchmarks/learning.py --data simulator --steps 1500 --jobs 2
+    python benchmarks/learning.py --data simulator --jobs 2   # about 20 minutes
+    python benchmarks/learning.py --data covid --jobs 2       # about 2 hours on 2 cores
 """
 
 from __future__ import annotations
@@ -189,12 +191,28 @@ def run(job: dict) -> dict:
             callbacks=[curve],
         )
         stop = None
-    return {
-        **{k: job[k] for k in ("data", "variant", "seed")},
+    result = {
+        **{k: job[k] for k in ("data", "variant", "seed", "steps")},
         "wall_seconds": time.perf_counter() - start,
         "curve": curve.rows,
         "stop": {k: (v.item() if hasattr(v, "item") else v) for k, v in (stop or {}).items()},
     }
+    # one file per run, written as soon as it ends, so that runs add up across calls
+    _run_path(job["runs_dir"], job["data"], job["variant"]).write_text(json.dumps(result))
+    return result
+
+
+def _run_path(runs_dir: Path, data: str, variant: str) -> Path:
+    slug = "".join(c if c.isalnum() else "_" for c in variant).strip("_")
+    return Path(runs_dir) / f"{data}__{slug}.json"
+
+
+def stored_runs(runs_dir: Path) -> list[dict]:
+    """Every run stored under ``runs_dir``, in the order of the data sets and variants."""
+    runs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json"))]
+    order = {v: i for i, v in enumerate([*VARIANTS, "default train()"])}
+    data_order = {"simulator": 0, "covid": 1}
+    return sorted(runs, key=lambda r: (data_order.get(r["data"], 9), order.get(r["variant"], 99)))
 
 
 HEADLINE = {"simulator": "spearman_w2_held_out", "covid": "donor_auc_within_batch"}
@@ -204,13 +222,13 @@ def render(results: list[dict], args) -> str:
     lines = [
         "## Learning per step",
         "",
-        f"`python benchmarks/learning.py --steps {args.steps}`; one CPU thread per run. "
+        "`python benchmarks/learning.py`; one CPU thread per run. "
         "Each row adds one change to the row above; the last row is the default "
         "`model.train()` with early stopping. Figures at the end of training (or at the "
         "step where early stopping ended it).",
         "",
     ]
-    for data in args.data:
+    for data in dict.fromkeys(r["data"] for r in results):
         rows = [r for r in results if r["data"] == data]
         keys = [k for k in rows[0]["curve"][0] if k not in ("step", "seconds")]
         lines += [
@@ -227,6 +245,7 @@ def render(results: list[dict], args) -> str:
         stop = next((r["stop"] for r in rows if r["stop"]), None)
         if stop:
             lines += ["", f"Default `train()`: {stop['reason']} ({stop['steps']} steps)."]
+        lines += ["", f"Other variants: {rows[0].get('steps', '?')} steps each."]
         lines.append("")
     return "\n".join(lines)
 
@@ -237,9 +256,10 @@ def plot(results: list[dict], args, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(args.data), 2, figsize=(10, 3.4 * len(args.data)))
+    datas = list(dict.fromkeys(r["data"] for r in results))
+    fig, axes = plt.subplots(len(datas), 2, figsize=(10, 3.4 * len(datas)))
     axes = np.atleast_2d(axes)
-    for row, data in zip(axes, args.data, strict=True):
+    for row, data in zip(axes, datas, strict=True):
         key = HEADLINE[data]
         for r in (r for r in results if r["data"] == data):
             steps = [c["step"] for c in r["curve"]]
@@ -263,7 +283,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", nargs="+", default=["simulator", "covid"])
     parser.add_argument("--variants", nargs="+", default=[*VARIANTS, "default train()"])
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
@@ -275,15 +295,17 @@ def main(argv=None):
     )
     if "covid" in args.data:
         covid_w2(w2_path)
+    runs_dir = args.out / "learning_runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
     jobs = [
         {"data": d, "variant": v, "seed": args.seed, "steps": args.steps, "every": args.every,
-         "w2_path": w2_path}
+         "w2_path": w2_path, "runs_dir": runs_dir}
         for d in args.data
         for v in args.variants
     ]  # fmt: skip
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(run, jobs))
-    args.out.mkdir(parents=True, exist_ok=True)
+        list(pool.map(run, jobs))
+    results = stored_runs(runs_dir)  # with runs of earlier calls (other data sets)
     (args.out / "learning.json").write_text(json.dumps(results, indent=1))
     (args.out / "learning.md").write_text(render(results, args))
     plot(results, args, args.out / "learning.png")
