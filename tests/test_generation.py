@@ -228,3 +228,6 @@ def test_generated_cells_name_the_set_column_as_at_setup():
     assert list(out.obs["clone"].cat.categories) == ["set_0", "set_2"]
     path = model.interpolate("set_0", "set_2", n_points=3, n_cells=2, seed=0)
     assert path.obs["clone"].nunique() == 3
+    # the comparison with real cells reads the same column
+    table = gde.tl.generated_vs_real(adata, out, set_key="clone")
+    assert set(table["set"]) == {"set_0", "set_2"}

@@ -51,9 +51,10 @@ def generated_vs_real(
         Real cells × genes, counts in ``layer`` (or ``X``).
     generated
         Generated cells as returned by :meth:`gde.GDEModel.sample`: values in ``X``,
-        ``obs['set']`` naming the set each cell was generated from.
+        the set each cell was generated from in ``obs[set_key]`` (``obs['set']`` is
+        accepted too).
     set_key
-        Column of ``real.obs`` naming each cell's set.
+        Column of ``real.obs`` (and of ``generated.obs``) naming each cell's set.
     sets
         Sets to compare; by default every set present in both.
     layer
@@ -79,10 +80,11 @@ def generated_vs_real(
     >>> gde.tl.generated_vs_real_summary(table)  # doctest: +SKIP
     """
     check_set_column(real, set_key)
-    if "set" not in generated.obs.columns:
+    gen_key = set_key if set_key in generated.obs.columns else "set"
+    if gen_key not in generated.obs.columns:
         raise KeyError(
-            "generated.obs['set'] is missing. Pass the AnnData returned by "
-            "`model.sample()`, whose obs['set'] names each cell's source set."
+            f"generated.obs['{set_key}'] is missing. Pass the AnnData returned by "
+            f"`model.sample()`, whose obs['{set_key}'] names each cell's source set."
         )
     genes = generated.var_names
     missing = genes.difference(real.var_names)
@@ -92,20 +94,20 @@ def generated_vs_real(
             f"{list(missing[:3])}); pass the AnnData the model was trained on."
         )
     real_labels = real.obs[set_key].astype(str).to_numpy()
-    gen_labels = generated.obs["set"].astype(str).to_numpy()
+    gen_labels = generated.obs[gen_key].astype(str).to_numpy()
     if sets is None:
         present = set(real_labels)
         sets = [s for s in pd.unique(gen_labels) if s in present]
         if not sets:
             raise ValueError(
-                f"No set of generated.obs['set'] is in real.obs['{set_key}']; generate "
+                f"No set of generated.obs['{gen_key}'] is in real.obs['{set_key}']; generate "
                 "with `model.sample(sets=...)` from sets of `real`."
             )
     else:
         sets = [str(s) for s in sets]
         for labels, where in (
             (real_labels, f"real.obs['{set_key}']"),
-            (gen_labels, "generated.obs['set']"),
+            (gen_labels, f"generated.obs['{gen_key}']"),
         ):
             absent = sorted(set(sets).difference(labels))
             if absent:
