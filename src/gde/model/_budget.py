@@ -98,13 +98,14 @@ def stop_record(
     patience_steps: int | None,
     monitor: str = "validation_loss",
     first_epoch: int = 0,
+    min_progress: float = 0.1,
 ) -> pd.DataFrame:
     """One row saying why training ended, for ``model.history["stop"]``.
 
     Also warns, once, when training ended at the step cap while the validation loss was
     still improving (its best value within the last ``patience_steps``), since the model
     is then likely under-trained. ``first_epoch``: rows of ``history`` from earlier calls
-    of ``train()``, to skip.
+    of ``train()``, to skip; ``min_progress``: as in :class:`ConvergenceStopping`.
     """
     values = (history or {}).get(monitor)
     if values is not None:
@@ -117,8 +118,8 @@ def stop_record(
         best_value = float(series.iloc[position])
     if early_stopped:
         reason = (
-            f"early stopping: {monitor} did not improve for {patience_steps} steps "
-            f"(best at step {best_step})"
+            f"early stopping: over the last {patience_steps} steps {monitor} improved by "
+            f"less than {min_progress:.0%} of its total improvement (best at step {best_step})"
         )
     elif steps_run >= max_steps:
         reason = f"reached max_steps={max_steps}"

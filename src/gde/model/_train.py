@@ -172,6 +172,7 @@ class SetTrainingMixin:
             patience_steps=early_stopping_patience if has_validation else None,
             monitor=monitor,
             first_epoch=previous,
+            min_progress=min_progress,
         )
 
     def _default_patience_steps(self) -> int:
