@@ -293,8 +293,10 @@ def test_generated_vs_real_summary_and_errors(real):
     assert list(summary.index) == ["a", "b", "c"]
     np.testing.assert_allclose(summary[["r_mean", "r_var"]].to_numpy(), 1.0)
 
-    with pytest.raises(KeyError, match=r"model\.sample"):
-        gde.tl.generated_vs_real(real, real, set_key="sample")
+    unlabelled = real.copy()
+    unlabelled.obs = unlabelled.obs.drop(columns=["sample"])
+    with pytest.raises(KeyError, match=r"obs\['sample'\] is missing.*model\.sample"):
+        gde.tl.generated_vs_real(real, unlabelled, set_key="sample")
     with pytest.raises(KeyError, match=r"\['z'\]"):
         gde.tl.generated_vs_real(real, same, set_key="sample", sets=["z"])
     with pytest.raises(KeyError, match="set_key 'donor'"):
