@@ -13,14 +13,14 @@ from gde.cli import main
 def test_demo_writes_plot_and_summary(tmp_path):
     out = tmp_path / "demo"
     assert (
-        main(["demo", "--out", str(out), "--n-sets", "12", "--max-steps", "4", "--no-progress"])
+        main(["demo", "--out", str(out), "--n-sets", "20", "--max-steps", "4", "--no-progress"])
         == 0
     )
     for name in ("sets.png", "embeddings.csv", "summary.json", "model/model.pt"):
         assert (out / name).exists()
     summary = json.loads((out / "summary.json").read_text())
     assert -1 <= summary["gde"]["spearman_w2_held_out"] <= 1
-    assert summary["held_out_sets"] == 3
+    assert summary["held_out_sets"] == 5 and summary["held_out_pairs"] == 10
 
 
 def test_fit_writes_embeddings(tmp_path):
@@ -57,5 +57,67 @@ def test_fit_writes_embeddings(tmp_path):
     assert not any(c.startswith("_scvi") for c in result.obs.columns)
     assert np.isfinite(result.obsm["X_gde"]).all()
     assert (tmp_path / "model" / "model.pt").exists()
-    with pytest.raises(SystemExit, match="exists"):
-        main(args)
+    # a second run refuses to overwrite, in one line
+    assert main(args) == 2
+
+
+def _one_line_error(capsys, argv, *fragments):
+    assert main(argv) == 2
+    _, err = capsys.readouterr()
+    errors = [line for line in err.strip().splitlines() if ": error: " in line]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == errors[0]  # the last thing printed
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture
+def h5ad(tmp_path):
+    adata = small_sets()
+    adata.layers["counts"] = adata.X.copy()
+    adata.X = np.log1p(adata.X.toarray())  # log-values in X, counts in a layer
+    adata.obsm["X_pca"] = np.random.default_rng(0).normal(size=(adata.n_obs, 5))
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def test_user_errors_are_one_line_with_cli_hints(h5ad, capsys):
+    base = ["fit", str(h5ad), "--n-latent", "4", "--max-steps", "2", "--no-progress"]
+    _one_line_error(capsys, [*base, "--set-key", "clone"], "gde fit: error:", "--set-key 'clone'")
+    _one_line_error(capsys, [*base, "--set-key", "set", "--likelihood", "nb"], "`--layer counts`")
+    _one_line_error(capsys, ["fit", str(h5ad) + ".missing", "--set-key", "set"], "not exist")
+    _one_line_error(
+        capsys,
+        ["fit", str(h5ad), "--set-key", "set", "--layer", "counts", "--max-steps", "0"],
+        "random weights",
+    )
+    _one_line_error(capsys, ["demo", "--n-sets", "16"], "6 pairs", "--n-sets 20")
+
+
+def test_version_and_help_with_defaults(capsys):
+    import gde
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gde {gde.__version__}"
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--obsm-key", "--likelihood", "--set-size", "--n-latent"):
+        assert option in text
+    assert "(default: 128)" in text and "(default: 64)" in text
+
+
+def test_continuous_input_and_piping(h5ad, tmp_path, capsys):
+    out = tmp_path / "pca_gde.h5ad"
+    argv = ["fit", str(h5ad), "--set-key", "set", "--obsm-key", "X_pca", "--n-latent", "4"]
+    argv += ["--max-steps", "3", "--set-size", "16", "--out", str(out)]
+    assert main(argv) == 0
+    stdout, stderr = capsys.readouterr()
+    assert stdout.strip() == str(out)  # only the result on stdout
+    assert "Read" in stderr and "warning: Training stopped at the step cap" in stderr
+    result = ad.read_h5ad(out)
+    assert result.uns["X_gde"]["params"]["likelihood"] == "normal"

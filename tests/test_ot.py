@@ -168,6 +168,7 @@ def test_models_with_w2_term_and_kme_train_end_to_end():
     one = small_sets(n_batches=1)
     gde.GDEModel.setup_anndata(one, set_key="set")
     kme = gde.GDEModel(one, n_latent=8, set_encoder="kme")
+    kme.is_trained_ = True  # read the fixed embedding before training, on purpose
     before = kme.get_distribution_embeddings(key_added=None)
     kme.train(**TRAIN_KW)
     # the kernel mean embedding is fixed: training only fits the decoder

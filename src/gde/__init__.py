@@ -1,7 +1,11 @@
 """gde: generative distribution embeddings of sets of cells."""
 
-from . import data, datasets, metrics, module, nn, pl, tl
-from .model import GDEModel
+from ._quiet import ignore_import_noise
+
+ignore_import_noise()
+
+from . import data, datasets, metrics, module, nn, pl, tl  # noqa: E402
+from .model import GDEModel  # noqa: E402
 
 __version__ = "0.2.0.dev0"
 

@@ -87,6 +87,48 @@ def log_normalize(x, target_sum: float = 1e4, normalize: bool | None = True):
     return np.log1p(x * (target_sum / np.maximum(totals, 1.0)))
 
 
+def comparison_layer(
+    real: AnnData, generated: AnnData, layer: str | None, normalize: bool | None
+) -> str | None:
+    """The layer of ``real`` whose values share a scale with ``generated.X``.
+
+    With ``normalize=None`` counts are log-normalised and continuous values compared as
+    they are, so both sides must be of the same kind. When ``real.X`` is not counts but
+    the generated cells are, the counts layer the model was trained on (recorded by
+    ``sample`` in ``generated.uns['gde_sample']``) is used; otherwise this raises, naming
+    the layer to pass.
+    """
+    if normalize is not None:
+        return layer
+    real_counts = is_count_matrix(get_data(real, layer=layer))
+    generated_counts = is_count_matrix(generated.X)
+    if real_counts == generated_counts:
+        return layer
+    where = f"real.layers['{layer}']" if layer is not None else "real.X"
+    if generated_counts:
+        registered = generated.uns.get("gde_sample", {}).get("counts_layer")
+        if layer is None and registered in real.layers:
+            if is_count_matrix(real.layers[registered]):
+                return registered
+        candidates = [k for k in real.layers if is_count_matrix(real.layers[k])]
+        fix = (
+            f"pass layer='{candidates[0]}' (raw counts)"
+            if candidates
+            else "keep the raw counts in a layer (`adata.layers['counts'] = adata.X.copy()` "
+            "before normalising) and pass layer='counts'"
+        )
+        raise ValueError(
+            f"{where} is not raw counts (log-normalised?) but the generated cells are "
+            "counts: normalising only the generated cells would compare different scales. "
+            f"To compare like with like, {fix}; both are then log-normalised the same way."
+        )
+    raise ValueError(
+        f"{where} holds raw counts but the generated values are continuous features: pass "
+        "the layer the model was trained on (layer=...), or normalize=True or False to "
+        "treat both sides the same way."
+    )
+
+
 # ------------------------------------------------------------------------ checks
 def _iter_values(x) -> Iterator[np.ndarray]:
     """Yield the stored values of a dense or sparse matrix in bounded-size chunks."""
@@ -114,6 +156,32 @@ def is_count_matrix(x) -> bool:
         if values.dtype.kind == "f" and not np.array_equal(values, np.round(values)):
             return False
     return True
+
+
+def negative_integers(x) -> tuple[int, tuple[int, int]] | None:
+    """If every value is an integer and some are negative: how many, and the first (row, col).
+
+    ``None`` when there is no negative value or some value is not an integer.
+    """
+    count, first = 0, None
+    for start in range(0, x.shape[0], _CHUNK_ROWS):
+        chunk = x[start : start + _CHUNK_ROWS]
+        if sparse.issparse(chunk):
+            chunk = sparse.coo_matrix(chunk)
+            values, rows, cols = np.asarray(chunk.data), chunk.row, chunk.col
+        else:
+            chunk = np.asarray(chunk)
+            rows, cols = np.nonzero(chunk < 0)
+            values = chunk.ravel()
+        if values.dtype.kind == "f" and not np.array_equal(values, np.round(values)):
+            return None
+        if sparse.issparse(x):
+            negative = values < 0
+            rows, cols = rows[negative], cols[negative]
+        if len(rows) and first is None:
+            first = (start + int(rows[0]), int(cols[0]))
+        count += len(rows)
+    return (count, first) if count else None
 
 
 def check_finite(x, where: str) -> None:

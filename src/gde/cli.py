@@ -3,20 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
 import sys
 import time
 import warnings
 from pathlib import Path
 
+# errors a user can fix by changing the command; anything else is a bug and keeps its
+# traceback
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError)
+# Python keywords in the library's hints that are options of `gde fit`
+_OPTIONS = ("set_key", "layer", "batch_key", "obsm_key", "likelihood", "max_steps", "n_latent")
+_NAMED = re.compile(r"\b(" + "|".join(_OPTIONS) + r") '")  # "set_key 'x'"
+_HINT = re.compile(r"`?\b(" + "|".join(_OPTIONS) + r")=('([^']*)'|(\d+(?:\.\d+)?))`?")
 
-def _quiet() -> None:
-    import logging
 
-    warnings.filterwarnings("ignore", module="lightning")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+def _log(message: str) -> None:
+    """Progress and status lines go to stderr, so stdout can be piped."""
+    print(message, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(command: str):
+    """Print each warning raised in the block as one ``gde COMMAND: warning:`` line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        yield
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            _log(f"gde {command}: warning: {cli_message(w.message)}")
+
+
+def cli_message(error: BaseException) -> str:
+    """One line for a user error, its hints in command-line syntax (``--layer counts``)."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    message = " ".join(str(message).split())
+
+    def option(match: re.Match) -> str:
+        value = match.group(3) if match.group(3) is not None else match.group(4)
+        return f"`--{match.group(1).replace('_', '-')} {value}`"
+
+    message = _HINT.sub(option, message)
+    return _NAMED.sub(lambda m: f"--{m.group(1).replace('_', '-')} '", message)
 
 
 def _strip_registration(adata) -> None:
@@ -63,8 +93,16 @@ def run_demo(
     import scvi
 
     import gde
+    from gde.metrics._geometry import MIN_PAIRS
 
-    _quiet()
+    n_held = max(2, n_sets // 4)
+    n_pairs = n_held * (n_held - 1) // 2
+    if n_pairs < MIN_PAIRS:
+        raise ValueError(
+            f"--n-sets {n_sets} holds out {n_held} sets, {n_pairs} pairs: too few for the "
+            f"held-out Spearman correlation (at least {MIN_PAIRS} pairs). Use "
+            "--n-sets 20 or more."
+        )
     scvi.settings.seed = seed
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +113,7 @@ def run_demo(
     truth = adata.uns["simulation"]
     names = np.asarray(truth["sets"].index)
     rng = np.random.default_rng(seed)
-    held_out = rng.choice(names, size=max(2, n_sets // 4), replace=False)
+    held_out = rng.choice(names, size=n_held, replace=False)
     train = adata[~adata.obs["set"].isin(held_out)].copy()
     print(
         f"Simulated {adata.n_obs:,} cells in {n_sets} sets ({adata.n_vars} genes, 2 "
@@ -89,7 +127,8 @@ def run_demo(
             f"Training for {max_steps} steps (a short demo budget; `model.train()` with no "
             "arguments trains until validation stops improving)."
         )
-    with warnings.catch_warnings():
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        # the demo's short budget is deliberate and announced above
         warnings.filterwarnings("ignore", message="Training stopped at the step cap")
         model.train(max_steps=max_steps, enable_progress_bar=progress)
     emb = model.get_distribution_embeddings(adata)
@@ -98,7 +137,12 @@ def run_demo(
     held = np.isin(names, held_out)
     pairs = held[:, None] & held[None, :]
     batch = truth["sets"]["batch"].to_numpy()
-    summary = {"n_cells": int(adata.n_obs), "n_sets": n_sets, "held_out_sets": len(held_out)}
+    summary = {
+        "n_cells": int(adata.n_obs),
+        "n_sets": n_sets,
+        "held_out_sets": len(held_out),
+        "held_out_pairs": n_pairs,
+    }
     for label, e in (("gde", emb), ("pseudobulk", baseline)):
         e = e.loc[names]
         summary[label] = {
@@ -123,7 +167,7 @@ def run_demo(
 
     g, p = summary["gde"], summary["pseudobulk"]
     print(
-        "\nSpearman(latent distance, true W2) on held-out sets: "
+        f"\nSpearman(latent distance, true W2) on the {n_pairs} pairs of held-out sets: "
         f"GDE {g['spearman_w2_held_out']:.3f} vs pseudobulk {p['spearman_w2_held_out']:.3f}\n"
         f"Same-batch AUC (0.5 = batch-blind): GDE {g['same_batch_auc']:.3f} vs pseudobulk "
         f"{p['same_batch_auc']:.3f}\n"
@@ -135,104 +179,146 @@ def run_demo(
 
 def run_fit(args: argparse.Namespace) -> None:
     """Fit a GDEModel on an h5ad file and write the embeddings."""
+    if not Path(args.input).is_file():
+        raise FileNotFoundError(f"Input file '{args.input}' does not exist.")
+    out = args.out or str(Path(args.input).with_suffix("")) + "_gde.h5ad"
+    if Path(out).exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
     import anndata as ad
     import scvi
 
     import gde
 
-    _quiet()
     scvi.settings.seed = args.seed
     adata = ad.read_h5ad(args.input)
-    print(f"Read {adata.n_obs:,} cells × {adata.n_vars:,} genes from {args.input}.")
+    _log(f"Read {adata.n_obs:,} cells × {adata.n_vars:,} features from {args.input}.")
     gde.GDEModel.setup_anndata(
         adata,
         set_key=args.set_key,
         layer=args.layer,
+        obsm_key=args.obsm_key,
         batch_key=args.batch_key,
         categorical_covariate_keys=args.categorical_covariate_keys,
         continuous_covariate_keys=args.continuous_covariate_keys,
     )
     model = gde.GDEModel(adata, n_latent=args.n_latent, likelihood=args.likelihood)
-    out = args.out or str(Path(args.input).with_suffix("")) + "_gde.h5ad"
-    if Path(out).exists() and not args.overwrite:
-        raise SystemExit(f"{out} exists; pass --overwrite to replace it.")
-    model.train(
-        max_steps=args.max_steps,
-        set_size=args.set_size,
-        n_sets_per_batch=args.n_sets_per_batch,
-        accelerator=args.accelerator,
-        enable_progress_bar=not args.no_progress,
-    )
+    # the progress bar writes to stdout; keep stdout for results
+    with contextlib.redirect_stdout(sys.stderr), _warnings_as_lines("fit"):
+        model.train(
+            max_steps=args.max_steps,
+            set_size=args.set_size,
+            n_sets_per_batch=args.n_sets_per_batch,
+            accelerator=args.accelerator,
+            enable_progress_bar=not args.no_progress,
+        )
+    _log(f"Training: {model.history['stop']['reason'].iloc[0]}.")
     emb = model.get_distribution_embeddings(key_added=args.key_added, copy_to_cells=True)
     if args.save_model:
         model.save(args.save_model, overwrite=args.overwrite)
     _strip_registration(adata)
     adata.write_h5ad(out)
-    print(
-        f"Embedded {len(emb)} sets ({emb.shape[1]} dimensions); wrote {out} "
-        f"(uns['{args.key_added}'], obsm['{args.key_added}'])."
+    _log(
+        f"Embedded {len(emb)} sets ({emb.shape[1]} dimensions) into uns['{args.key_added}'] "
+        f"and obsm['{args.key_added}']."
     )
+    print(out)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gde-embeddings")
+    except PackageNotFoundError:  # a source tree on the path, not installed
+        from gde import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``gde`` argument parser."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="gde", description="Generative distribution embeddings of sets of cells."
+        prog="gde",
+        description="Generative distribution embeddings of sets of cells.",
+        formatter_class=fmt,
     )
+    parser.add_argument("--version", action="version", version=f"gde {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="simulate sets, train, embed, plot to a file")
-    demo.add_argument("--out", default="gde_demo", help="output folder (default: gde_demo)")
-    demo.add_argument("--n-sets", type=int, default=32)
+    demo = sub.add_parser(
+        "demo", help="simulate sets, train, embed, plot to a file", formatter_class=fmt
+    )
+    demo.add_argument("--out", default="gde_demo", help="output folder")
+    demo.add_argument("--n-sets", type=int, default=32, help="sets to simulate (at least 20)")
     demo.add_argument(
         "--max-steps",
         type=int,
         default=DEMO_STEPS,
-        help=f"optimiser steps (default {DEMO_STEPS}; 0: the default train(), ~5 minutes)",
+        help="optimiser steps; 0: the default train(), until validation stops improving",
     )
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    fit = sub.add_parser("fit", help="train on an h5ad file and write set embeddings")
-    fit.add_argument("input", help="h5ad file: cells × genes with raw counts")
+    fit = sub.add_parser(
+        "fit",
+        help="train on an h5ad file and write set embeddings",
+        formatter_class=fmt,
+        description="Train a GDEModel on an h5ad file and write its set embeddings: "
+        "uns[KEY_ADDED] (one row per set) and obsm[KEY_ADDED] (per cell). The output "
+        "file's path is printed on stdout; progress goes to stderr.",
+    )
+    fit.add_argument("input", help="h5ad file of cells × features")
     fit.add_argument("--set-key", required=True, help="obs column naming each cell's set")
     fit.add_argument("--layer", default=None, help="layer with raw counts (default: X)")
-    fit.add_argument("--batch-key", default=None)
-    fit.add_argument("--categorical-covariate-keys", nargs="*", default=None)
-    fit.add_argument("--continuous-covariate-keys", nargs="*", default=None)
-    fit.add_argument("--n-latent", type=int, default=64)
-    fit.add_argument("--likelihood", default="nb", choices=["nb", "zinb", "poisson"])
+    fit.add_argument(
+        "--obsm-key", default=None, help="model continuous features in obsm (e.g. X_pca)"
+    )
+    fit.add_argument("--batch-key", default=None, help="obs column naming each cell's batch")
+    fit.add_argument("--categorical-covariate-keys", nargs="*", default=None, help="obs columns")
+    fit.add_argument("--continuous-covariate-keys", nargs="*", default=None, help="obs columns")
+    fit.add_argument("--n-latent", type=int, default=64, help="embedding dimensions")
+    fit.add_argument(
+        "--likelihood",
+        default=None,
+        choices=["nb", "zinb", "poisson", "normal"],
+        help="default: nb for raw counts, normal for continuous features",
+    )
     fit.add_argument(
         "--max-steps",
         type=int,
         default=None,
-        help="step cap (default: 100 per set, 2,000 to 20,000; early stopping ends sooner)",
+        help="step cap (default: 100 per set, 4,000 to 20,000; early stopping ends sooner)",
     )
-    fit.add_argument("--set-size", type=int, default=128)
-    fit.add_argument("--n-sets-per-batch", type=int, default=16)
-    fit.add_argument("--accelerator", default="auto")
-    fit.add_argument("--key-added", default="X_gde")
+    fit.add_argument("--set-size", type=int, default=128, help="cells per set in a minibatch")
+    fit.add_argument("--n-sets-per-batch", type=int, default=16, help="sets in a minibatch")
+    fit.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
+    fit.add_argument("--key-added", default="X_gde", help="uns/obsm key of the embeddings")
     fit.add_argument("--out", default=None, help="output h5ad (default: INPUT_gde.h5ad)")
     fit.add_argument("--save-model", default=None, help="folder to save the trained model")
-    fit.add_argument("--overwrite", action="store_true")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    fit.add_argument("--seed", type=int, default=0, help="random seed")
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``gde`` command."""
+    """Entry point of the ``gde`` command: 0 on success, 2 on a user error."""
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        run_demo(
-            out=args.out,
-            n_sets=args.n_sets,
-            max_steps=args.max_steps or None,
-            seed=args.seed,
-            progress=not args.no_progress,
-        )
-    elif args.command == "fit":
-        run_fit(args)
+    try:
+        if args.command == "demo":
+            run_demo(
+                out=args.out,
+                n_sets=args.n_sets,
+                max_steps=args.max_steps or None,
+                seed=args.seed,
+                progress=not args.no_progress,
+            )
+        elif args.command == "fit":
+            run_fit(args)
+    except USER_ERRORS as err:
+        print(f"gde {args.command}: error: {cli_message(err)}", file=sys.stderr)
+        return 2
     return 0
 
 

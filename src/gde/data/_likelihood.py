@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from gde._anndata_utils import check_counts, check_finite, is_count_matrix
+from gde._anndata_utils import check_counts, check_finite, is_count_matrix, negative_integers
 from gde.nn import COUNT_LIKELIHOODS
 
 
@@ -16,13 +16,23 @@ def resolve_likelihood(
     """Check a model's values ``x`` against its likelihood; return the likelihood.
 
     ``None`` picks ``"nb"`` for non-negative integers and ``"normal"`` otherwise (with a
-    warning if ``warn_if_guessed``: continuous values in a layer are often a mistake).
+    warning if ``warn_if_guessed``: continuous values in a layer are often a mistake), and
+    refuses integers with some negative entries (corrupted counts).
     Raises, naming ``where``, on counts fitted with a Gaussian, non-counts fitted with
     a count likelihood, or cells without counts.
     """
     check_finite(x, where)
     is_counts = is_count_matrix(x)
     if likelihood is None:
+        corrupt = None if is_counts else negative_integers(x)
+        if corrupt is not None:
+            n_negative, (row, col) = corrupt
+            raise ValueError(
+                f"{where} holds integers, but {n_negative} of them are negative (the first "
+                f"in row {row}, column {col}); counts cannot be negative, so the matrix "
+                "looks corrupted. Fix these entries, or pass likelihood='normal' if the "
+                "values are continuous features rather than counts."
+            )
         likelihood = "nb" if is_counts else "normal"
         if not is_counts and warn_if_guessed:
             warnings.warn(

@@ -27,10 +27,16 @@ def _upper(d: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return values if mask is None else values[np.asarray(mask)[iu]]
 
 
+# fewest set pairs a rank correlation is reported from
+MIN_PAIRS = 10
+
+
 def distance_spearman(
     embeddings: pd.DataFrame | np.ndarray,
     true_distances: pd.DataFrame | np.ndarray,
     pair_mask: np.ndarray | None = None,
+    *,
+    min_pairs: int = MIN_PAIRS,
 ) -> float:
     """Spearman correlation between embedding distances and true distances over set pairs.
 
@@ -43,6 +49,9 @@ def distance_spearman(
         ``(n_sets, n_sets)`` ground-truth distances.
     pair_mask
         Optional boolean ``(n_sets, n_sets)`` matrix selecting the pairs to score.
+    min_pairs
+        Fewest pairs to report a correlation from (10: 5 sets); fewer raise a
+        ``ValueError``, since a rank correlation over a handful of pairs is mostly noise.
 
     Returns
     -------
@@ -52,6 +61,12 @@ def distance_spearman(
         true_distances = true_distances.loc[embeddings.index, embeddings.index]
     d_emb = _upper(pairwise_distances(embeddings), pair_mask)
     d_true = _upper(np.asarray(true_distances, dtype=np.float64), pair_mask)
+    if len(d_emb) < min_pairs:
+        raise ValueError(
+            f"Only {len(d_emb)} set pairs to correlate; a Spearman correlation over fewer "
+            f"than min_pairs={min_pairs} pairs is mostly noise. Score more sets (5 sets "
+            "give 10 pairs), or lower `min_pairs` knowingly."
+        )
     return float(spearmanr(d_emb, d_true).statistic)
 
 

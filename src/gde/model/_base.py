@@ -24,6 +24,7 @@ from scvi.train import TrainRunner
 
 from gde._anndata_utils import check_finite, check_set_column, set_codes
 from gde._constants import GDE_KEYS
+from gde._quiet import quiet_backend
 from gde.data import DataSource, SetDataSplitter, data_source, iter_cell_chunks
 
 from ._generation import GenerationMixin
@@ -81,6 +82,16 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
         """Model settings recorded with the results in ``uns``; override."""
         return {}
 
+    def _require_trained(self) -> None:
+        """Refuse to embed or generate from random weights."""
+        if not self.is_trained_:
+            raise RuntimeError(
+                f"This {type(self).__name__} has not been trained, so its embeddings and "
+                "generated cells would come from random weights. Call `model.train()` "
+                "first (to inspect an untrained model on purpose, set "
+                "`model.is_trained_ = True`)."
+            )
+
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         """Check features and values of a new object, then register it like the training one."""
         if adata is not None and adata is not self.adata:
@@ -90,7 +101,8 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
             x = source.values(adata)
             check_finite(x, source.location)
             self._check_values(x)
-        return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+        with quiet_backend():
+            return super()._validate_anndata(adata, copy_if_view=copy_if_view)
 
     @torch.inference_mode()
     def get_distribution_embeddings(
@@ -129,7 +141,7 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
         ``copy_to_cells=True`` to ``adata.obsm[key_added]`` (each cell carries its set's
         embedding; NaN for cells of sets not embedded).
         """
-        self._check_if_trained(warn=True)
+        self._require_trained()
         adata = self._validate_anndata(adata)
         manager = self.get_anndata_manager(adata, required=True)
         codes, all_names = set_codes(adata.obs[self.set_key])
@@ -201,8 +213,17 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
                 f"No saved model at '{dir_path}': the folder does not exist. Pass the folder "
                 "given to `model.save(...)`."
             )
+        prefix = kwargs.get("prefix") or ""
+        saved = [f"{prefix}adata.h5ad", f"{prefix}mdata.h5mu"]
+        if adata is None and not any(os.path.exists(os.path.join(dir_path, f)) for f in saved):
+            raise ValueError(
+                f"The model in '{dir_path}' was saved without its data, so `adata=` is "
+                "required: pass the AnnData (or MuData) it was trained on, or one with the "
+                f"same features, e.g. `{cls.__name__}.load('{dir_path}', adata=adata)`."
+            )
         try:
-            return super().load(dir_path, adata=adata, **kwargs)
+            with quiet_backend():
+                return super().load(dir_path, adata=adata, **kwargs)
         except RuntimeError as err:
             if "state_dict" not in str(err):
                 raise

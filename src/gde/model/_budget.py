@@ -79,13 +79,20 @@ def resolve_steps(
             "Pass either max_steps or max_epochs (epochs of steps_per_epoch steps), not both."
         )
     if max_epochs is not None:
-        if max_epochs < 0:
-            raise ValueError(f"max_epochs must be >= 0, got {max_epochs}.")
+        if max_epochs < 1:
+            raise ValueError(
+                f"max_epochs must be a positive integer, got {max_epochs}: training for no "
+                "epoch would leave the model's random weights. Pass None for the default "
+                "budget."
+            )
         return int(max_epochs) * steps_per_epoch
     if max_steps is None:
         return default_max_steps(n_train_sets)
-    if max_steps < 0:
-        raise ValueError(f"max_steps must be >= 0, got {max_steps}.")
+    if max_steps < 1:
+        raise ValueError(
+            f"max_steps must be a positive integer, got {max_steps}: training for no step "
+            "would leave the model's random weights. Pass None for the default budget."
+        )
     return int(max_steps)
 
 

@@ -31,6 +31,7 @@ from gde._anndata_utils import (
     get_data,
 )
 from gde._constants import GDE_KEYS
+from gde._quiet import quiet_backend
 from gde.data import SetObsField, cell_statistics, mudata_location, resolve_likelihood
 from gde.module import SetCVAE, SetDDPM
 from gde.nn import COUNT_LIKELIHOODS
@@ -307,7 +308,8 @@ class GDEModel(SetModelBase):
             NumericalJointObsField(GDE_KEYS.CONT_COVS_KEY, continuous_covariate_keys),
         ]
         adata_manager = AnnDataManager(fields=anndata_fields, setup_method_args=setup_method_args)
-        adata_manager.register_fields(adata, **kwargs)
+        with quiet_backend():
+            adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
 
     @classmethod
@@ -397,7 +399,8 @@ class GDEModel(SetModelBase):
             MuDataNumericalJointObsField(GDE_KEYS.CONT_COVS_KEY, continuous_covariate_keys),
         ]  # fmt: skip
         manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        manager.register_fields(mdata, **kwargs)
+        with quiet_backend():
+            manager.register_fields(mdata, **kwargs)
         cls.register_manager(manager)
 
     def _check_values(self, x) -> None:

@@ -103,6 +103,7 @@ class GenerationMixin:
         **generate_kwargs,
     ) -> AnnData:
         """Generate ``n_cells`` per embedding and assemble the AnnData."""
+        self._require_trained()
         if n_cells < 1:
             raise ValueError("n_cells must be at least 1.")
         module = self.module
@@ -161,6 +162,10 @@ class GenerationMixin:
             key = self._setup_args.get("batch_key") or "batch"
             obs[key] = pd.Categorical(names[codes], categories=names)
         out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self.feature_names))
+        layer = self._setup_args.get("layer")
+        if module.data_kind == "counts" and layer is not None:
+            # where the real counts live, so comparisons can use the same scale
+            out.uns["gde_sample"] = {"counts_layer": str(layer)}
         return self._source.as_output(out)
 
     # ------------------------------------------------------------- public API

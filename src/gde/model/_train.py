@@ -9,10 +9,14 @@ import torch
 from scvi import settings
 
 from gde._constants import GDE_KEYS
+from gde._quiet import quiet_backend
 from gde.data import SetDataSplitter
 from gde.nn import PairwiseW2
 
 from ._budget import STEPS_PER_EPOCH, ConvergenceStopping, resolve_steps, stop_record
+
+# fewer validation sets than this make early stopping follow noise (a warning says so)
+MIN_VALIDATION_SETS = 2
 
 
 class SetTrainingMixin:
@@ -120,6 +124,15 @@ class SetTrainingMixin:
                 stacklevel=2,
             )
             early_stopping = False
+        n_validation = len(splitter.split.validation)
+        if early_stopping and n_validation < MIN_VALIDATION_SETS:
+            warnings.warn(
+                f"Only {n_validation} validation set(s) of {len(set_names)}: early stopping "
+                "will follow the noise of so few sets. With few sets, pass a larger "
+                "`validation_size` (e.g. 0.2), or set `max_steps` and `early_stopping=False`.",
+                UserWarning,
+                stacklevel=2,
+            )
         if early_stopping_patience is None:
             early_stopping_patience = self._default_patience_steps()
         patience_epochs = max(1, int(np.ceil(early_stopping_patience / steps_per_epoch)))
@@ -142,25 +155,28 @@ class SetTrainingMixin:
             trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), stopper]
         trainer_kwargs.setdefault("use_distributed_sampler", False)
         trainer_kwargs.setdefault("max_steps", max_steps)
+        trainer_kwargs.setdefault("log_every_n_steps", min(50, steps_per_epoch))
         if has_validation:
             trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
         else:
             trainer_kwargs.setdefault("limit_val_batches", 0)
-        runner = self._train_runner_cls(
-            self,
-            training_plan=training_plan,
-            data_splitter=splitter,
-            max_epochs=max(1, int(np.ceil(max_steps / steps_per_epoch))),
-            accelerator=accelerator,
-            devices=devices,
-            early_stopping=False,  # ConvergenceStopping above
-            **trainer_kwargs,
-        )
+        with quiet_backend():
+            runner = self._train_runner_cls(
+                self,
+                training_plan=training_plan,
+                data_splitter=splitter,
+                max_epochs=max(1, int(np.ceil(max_steps / steps_per_epoch))),
+                accelerator=accelerator,
+                devices=devices,
+                early_stopping=False,  # ConvergenceStopping above
+                **trainer_kwargs,
+            )
         self.train_sets_ = splitter.train_sets
         self.validation_sets_ = splitter.validation_sets
         self.excluded_sets_ = splitter.excluded_sets
         previous = len((self.history_ or {}).get(monitor, ())) if self.is_trained_ else 0
-        runner()
+        with quiet_backend():
+            runner()
         if not isinstance(self.history_, dict):  # a logger other than scvi-tools' own
             self.history_ = {}
         self.history_["stop"] = stop_record(

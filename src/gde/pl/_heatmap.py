@@ -16,7 +16,7 @@ from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from gde._set_distances import cluster_sets, distance_matrix
 
-from ._utils import category_colors, finish, new_axes
+from ._utils import category_colors, describe_key, finish, new_axes
 
 _MAX_LABELLED = 60
 
@@ -48,7 +48,7 @@ def _patch(colour, label: str) -> Patch:
     return Patch(facecolor=colour, edgecolor="0.6", linewidth=0.5, label=label)
 
 
-def _annotation(set_adata: AnnData, column: str, order: np.ndarray):
+def _annotation(set_adata: AnnData, column: str, order: np.ndarray, palette: int = 0):
     """RGBA strip (1, n_sets, 4) of an obs column and its legend handles."""
     if column not in set_adata.obs.columns:
         raise KeyError(f"'{column}' is not a column of set_adata.obs.")
@@ -64,7 +64,8 @@ def _annotation(set_adata: AnnData, column: str, order: np.ndarray):
         ]
         return rgba[None], handles
     cats = pd.Categorical(values)
-    colors = np.array([*category_colors(set_adata, column, cats.categories), (1, 1, 1, 0)])
+    colors = category_colors(set_adata, column, cats.categories, palette)
+    colors = np.array([*colors, (1, 1, 1, 0)])
     rgba = colors[np.asarray(cats.codes)]  # code -1 (missing) takes the transparent last row
     handles = [_patch(colors[i], str(c)) for i, c in enumerate(cats.categories)]
     return rgba[None], handles
@@ -91,7 +92,9 @@ def distance_heatmap(
     distances_key
         Key of ``set_adata.obsp`` with the distances (see :func:`gde.tl.set_distances`).
     color
-        ``obs`` column(s) drawn as coloured strips above the heatmap, with a legend.
+        ``obs`` column(s) drawn as coloured strips above the heatmap, each with its own
+        palette (``set_adata.uns[f"{column}_colors"]`` where it fits, as in scanpy) and
+        its own section of the legend.
     dendrogram_key
         Key of ``set_adata.uns`` written by :func:`gde.tl.set_dendrogram`. By default
         ``f"dendrogram_{distances_key}"`` if present, else an average-linkage clustering
@@ -116,7 +119,7 @@ def distance_heatmap(
     d = distance_matrix(set_adata, distances_key)
     order = _leaf_order(set_adata, d, distances_key, dendrogram_key)
     columns = [color] if isinstance(color, str) else list(color or [])
-    strips = [(c, *_annotation(set_adata, c, order)) for c in columns]
+    strips = [(c, *_annotation(set_adata, c, order, i)) for i, c in enumerate(columns)]
     names = set_adata.obs_names.astype(str)[order]
     n = len(names)
 
@@ -158,6 +161,7 @@ def distance_heatmap(
         )
         for i in headers:
             legend.get_texts()[i].set_fontweight("bold")
-    top.set_title(distances_key)
+    title = f"{describe_key(distances_key)}: distances between {n} sets"
+    top.set_title(title + (f", by {', '.join(columns)}" if columns else ""))
     finish(ax.figure, show=show, save=save, created=created)
     return ax

@@ -11,7 +11,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 
-from gde._anndata_utils import check_set_column, get_data, log_normalize
+from gde._anndata_utils import check_set_column, comparison_layer, get_data, log_normalize
 from gde._pca import pca, project
 
 from ._utils import finish, new_axes, scatter_categories
@@ -61,6 +61,22 @@ def _coordinates(adata, x_real, x_gen, mask, basis) -> tuple[np.ndarray, np.ndar
     return coords[mask], np.asarray(x_gen @ loadings) - offset
 
 
+def _label_ends(ax: Axes, start: np.ndarray, end: np.ndarray, texts) -> None:
+    """Label both ends of the path outside it, so that close ends do not overlap."""
+    sx = 1.0 if end[0] >= start[0] else -1.0
+    sy = 1.0 if end[1] >= start[1] else -1.0
+    for xy, text, sign in ((start, texts[0], -1.0), (end, texts[1], 1.0)):
+        ax.annotate(
+            text,
+            xy,
+            textcoords="offset points",
+            xytext=(8 * sign * sx, 8 * sign * sy),
+            ha="left" if sign * sx > 0 else "right",
+            va="bottom" if sign * sy > 0 else "top",
+            fontsize="small",
+        )
+
+
 def interpolation(
     adata: AnnData,
     path: AnnData,
@@ -107,7 +123,9 @@ def interpolation(
         Column of ``adata.obs`` naming each cell's set; needed with ``real_sets``.
     normalize
         ``log1p`` of values scaled to ``target_sum`` per cell (``True``), values as
-        they are (``False``), or (``None``) log-normalise each matrix holding counts.
+        they are (``False``), or (``None``) log-normalise counts and compare continuous
+        values as they are, refusing to compare counts with continuous values (see
+        :func:`gde.tl.generated_vs_real`).
     target_sum
         Counts per cell after scaling.
     cmap
@@ -150,6 +168,7 @@ def interpolation(
                 f"{path.n_vars} of its {adata.n_vars}; use basis='pca'."
             )
     mask = _real_mask(adata, real_sets, set_key)
+    layer = comparison_layer(adata, path, layer, normalize)
     x_real = get_data(adata, layer=layer)
     if basis == "pca":
         x_real = x_real[:, col]
@@ -206,8 +225,7 @@ def interpolation(
         linewidth=1.5,
         zorder=3,
     )
-    for xy, text in zip((means[0], means[-1]), ends or ("start", "end"), strict=True):
-        ax.annotate(text, xy, textcoords="offset points", xytext=(4, 4), fontsize="small")
+    _label_ends(ax, means[0], means[-1], ends or ("start", "end"))
     ax.set_xlabel("PC1")
     ax.set_ylabel("PC2")
     ax.set_xticks([])

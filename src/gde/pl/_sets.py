@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from gde._anndata_utils import constant_columns
 from gde._pca import pca, project
 
-from ._utils import finish, new_axes, scatter_categories
+from ._utils import describe_key, finish, new_axes, scatter_categories
 
 
 def _is_set_adata(adata: AnnData, key: str) -> bool:
@@ -138,7 +138,8 @@ def set_embedding(
         scatter_categories(ax, coords[:, [i, j]], values, adata, column, s=size, **kwargs)
     ax.set_xlabel(f"{label}{components[0]}")
     ax.set_ylabel(f"{label}{components[1]}")
-    ax.set_title(f"{key} ({len(table)} sets)" + (f": {color}" if isinstance(color, str) else ""))
+    title = f"{describe_key(key)}, {len(table)} sets"
+    ax.set_title(title + (f": {color}" if isinstance(color, str) else ""))
     ax.set_xticks([])
     ax.set_yticks([])
     finish(ax.figure, show=show, save=save, created=created)

@@ -12,14 +12,31 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
+# qualitative palettes, one per annotation drawn side by side (few, then many categories)
+_PALETTES = (("tab10", "Set2", "Dark2", "Set1", "Accent"), ("tab20", "tab20b", "tab20c"))
 
-def category_colors(adata: AnnData, column: str | None, categories: Sequence) -> list:
-    """RGBA colour of each category: ``adata.uns[f"{column}_colors"]`` if it fits."""
+
+def category_colors(
+    adata: AnnData, column: str | None, categories: Sequence, palette: int = 0
+) -> list:
+    """RGBA colour of each category: ``adata.uns[f"{column}_colors"]`` if it fits.
+
+    Otherwise a qualitative palette; ``palette`` picks a different one for each of
+    several annotations drawn together, so that their colours do not repeat.
+    """
     stored = None if column is None else adata.uns.get(f"{column}_colors")
     if stored is not None and len(stored) == len(categories):
         return [to_rgba(c) for c in stored]
-    cmap = plt.get_cmap("tab20" if len(categories) > 10 else "tab10")
+    names = _PALETTES[len(categories) > 8]
+    cmap = plt.get_cmap(names[palette % len(names)])
     return [cmap(i % cmap.N) for i in range(len(categories))]
+
+
+def describe_key(key: str) -> str:
+    """A reader's name for an embedding or distance key: ``X_gde`` is "GDE embedding"."""
+    name = key.removesuffix("_distances").removeprefix("X_")
+    known = {"gde": "GDE embedding", "pseudobulk": "pseudobulk", "moments": "moments"}
+    return known.get(name, name)
 
 
 def scatter_categories(

@@ -11,6 +11,7 @@ from scipy import sparse
 
 from gde._anndata_utils import (
     check_set_column,
+    comparison_layer,
     get_data,
     group_membership,
     log_normalize,
@@ -58,13 +59,15 @@ def generated_vs_real(
     sets
         Sets to compare; by default every set present in both.
     layer
-        Layer of ``real`` with the counts; ``None`` uses ``real.X``.
+        Layer of ``real`` with the counts; ``None`` uses ``real.X``, or, if ``real.X``
+        is not counts, the counts layer the model was trained on.
     target_sum
         Counts per cell after scaling.
     normalize
         Log-normalise both matrices (``True``) or neither (``False``); ``None``
-        log-normalises each matrix that holds non-negative integers (counts), so that
-        generated counts can be compared with an already log-normalised ``real.X``.
+        log-normalises counts and compares continuous features as they are, and raises
+        if one side is counts and the other is not (say, generated counts against a
+        log-normalised ``real.X``: pass the counts layer).
 
     Returns
     -------
@@ -112,6 +115,7 @@ def generated_vs_real(
             absent = sorted(set(sets).difference(labels))
             if absent:
                 raise KeyError(f"Sets {absent} are not in {where}.")
+    layer = comparison_layer(real, generated, layer, normalize)
     x_real = get_data(real, layer=layer)
     col = real.var_names.get_indexer(genes)
     x_real = x_real[:, col] if not np.array_equal(col, np.arange(real.n_vars)) else x_real
