@@ -119,5 +119,7 @@ def test_continuous_input_and_piping(h5ad, tmp_path, capsys):
     stdout, stderr = capsys.readouterr()
     assert stdout.strip() == str(out)  # only the result on stdout
     assert "Read" in stderr and "warning: Training stopped at the step cap" in stderr
+    assert "Train longer: `--max-steps` with a larger value" in stderr  # CLI syntax
+    assert "Seed set" not in stderr and "Traceback" not in stderr
     result = ad.read_h5ad(out)
     assert result.uns["X_gde"]["params"]["likelihood"] == "normal"

@@ -15,8 +15,19 @@ from pathlib import Path
 # traceback
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError)
 # Python keywords in the library's hints that are options of `gde fit`
-_OPTIONS = ("set_key", "layer", "batch_key", "obsm_key", "likelihood", "max_steps", "n_latent")
+_OPTIONS = (
+    "set_key",
+    "layer",
+    "batch_key",
+    "obsm_key",
+    "likelihood",
+    "max_steps",
+    "n_latent",
+    "min_set_size",
+    "validation_size",
+)
 _NAMED = re.compile(r"\b(" + "|".join(_OPTIONS) + r") '")  # "set_key 'x'"
+_BARE = re.compile(r"`(?:model\.train\()?(" + "|".join(_OPTIONS) + r")(?:=\.\.\.\))?`")
 _HINT = re.compile(r"`?\b(" + "|".join(_OPTIONS) + r")=('([^']*)'|(\d+(?:\.\d+)?))`?")
 
 
@@ -46,6 +57,9 @@ def cli_message(error: BaseException) -> str:
         return f"`--{match.group(1).replace('_', '-')} {value}`"
 
     message = _HINT.sub(option, message)
+    message = _BARE.sub(lambda m: f"`--{m.group(1).replace('_', '-')}`", message)
+    message = message.replace(" in `train()`", "")
+    message = message.replace("`early_stopping=False`", "`--no-early-stopping`")
     return _NAMED.sub(lambda m: f"--{m.group(1).replace('_', '-')} '", message)
 
 
@@ -93,6 +107,7 @@ def run_demo(
     import scvi
 
     import gde
+    from gde._quiet import quiet_backend
     from gde.metrics._geometry import MIN_PAIRS
 
     n_held = max(2, n_sets // 4)
@@ -103,7 +118,8 @@ def run_demo(
             f"held-out Spearman correlation (at least {MIN_PAIRS} pairs). Use "
             "--n-sets 20 or more."
         )
-    scvi.settings.seed = seed
+    with quiet_backend():
+        scvi.settings.seed = seed
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -188,26 +204,31 @@ def run_fit(args: argparse.Namespace) -> None:
     import scvi
 
     import gde
+    from gde._quiet import quiet_backend
 
-    scvi.settings.seed = args.seed
+    with quiet_backend():
+        scvi.settings.seed = args.seed
     adata = ad.read_h5ad(args.input)
     _log(f"Read {adata.n_obs:,} cells × {adata.n_vars:,} features from {args.input}.")
-    gde.GDEModel.setup_anndata(
-        adata,
-        set_key=args.set_key,
-        layer=args.layer,
-        obsm_key=args.obsm_key,
-        batch_key=args.batch_key,
-        categorical_covariate_keys=args.categorical_covariate_keys,
-        continuous_covariate_keys=args.continuous_covariate_keys,
-    )
-    model = gde.GDEModel(adata, n_latent=args.n_latent, likelihood=args.likelihood)
     # the progress bar writes to stdout; keep stdout for results
     with contextlib.redirect_stdout(sys.stderr), _warnings_as_lines("fit"):
+        gde.GDEModel.setup_anndata(
+            adata,
+            set_key=args.set_key,
+            layer=args.layer,
+            obsm_key=args.obsm_key,
+            batch_key=args.batch_key,
+            categorical_covariate_keys=args.categorical_covariate_keys,
+            continuous_covariate_keys=args.continuous_covariate_keys,
+        )
+        model = gde.GDEModel(adata, n_latent=args.n_latent, likelihood=args.likelihood)
         model.train(
             max_steps=args.max_steps,
             set_size=args.set_size,
             n_sets_per_batch=args.n_sets_per_batch,
+            min_set_size=args.min_set_size,
+            validation_size=args.validation_size,
+            early_stopping=not args.no_early_stopping,
             accelerator=args.accelerator,
             enable_progress_bar=not args.no_progress,
         )
@@ -292,6 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--set-size", type=int, default=128, help="cells per set in a minibatch")
     fit.add_argument("--n-sets-per-batch", type=int, default=16, help="sets in a minibatch")
+    fit.add_argument(
+        "--min-set-size", type=int, default=10, help="smaller sets are left out of training"
+    )
+    fit.add_argument(
+        "--validation-size",
+        type=float,
+        default=None,
+        help="fraction of sets for validation (default: 0.1)",
+    )
+    fit.add_argument(
+        "--no-early-stopping",
+        action="store_true",
+        help="train for --max-steps, without stopping when validation stops improving",
+    )
     fit.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     fit.add_argument("--key-added", default="X_gde", help="uns/obsm key of the embeddings")
     fit.add_argument("--out", default=None, help="output h5ad (default: INPUT_gde.h5ad)")
