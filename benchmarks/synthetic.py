@@ -404,13 +404,14 @@ def main(argv=None) -> dict:
     if args.merge and previous.exists():
         kept = carry_over(json.loads(previous.read_text()), args.families)
         results.update({fam: entry for fam, entry in kept.items() if entry.get("earlier_run")})
+    args.out.mkdir(parents=True, exist_ok=True)
     for fam in args.families:
         rows, extras = run_counts(args) if fam == "counts" else run_family(fam, args)
         results[fam] = merge_family(rows, extras, kept.get(fam, {}), results["config"])
-    results["total_seconds"] = time.perf_counter() - t0
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
-    (args.out / f"{stem}.md").write_text(render(results))
+        # written after each family, so that a long run that is stopped keeps what it did
+        results["total_seconds"] = time.perf_counter() - t0
+        (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
+        (args.out / f"{stem}.md").write_text(render(results))
     if not args.quick:
         plot(results, args.out)
     print(render(results))
