@@ -89,8 +89,10 @@ def log_normalize(x, target_sum: float = 1e4, normalize: bool | None = True):
 
 def comparison_layer(
     real: AnnData, generated: AnnData, layer: str | None, normalize: bool | None
-) -> str | None:
-    """The layer of ``real`` whose values share a scale with ``generated.X``.
+) -> tuple[str | None, bool]:
+    """The layer of ``real`` on the scale of ``generated.X``, and whether to log-normalise.
+
+    ``normalize`` comes back resolved, so that neither matrix is scanned again.
 
     With ``normalize=None`` counts are log-normalised and continuous values compared as
     they are, so both sides must be of the same kind. When ``real.X`` is not counts but
@@ -99,17 +101,17 @@ def comparison_layer(
     the layer to pass.
     """
     if normalize is not None:
-        return layer
+        return layer, normalize
     real_counts = is_count_matrix(get_data(real, layer=layer))
     generated_counts = is_count_matrix(generated.X)
     if real_counts == generated_counts:
-        return layer
+        return layer, real_counts
     where = f"real.layers['{layer}']" if layer is not None else "real.X"
     if generated_counts:
         registered = generated.uns.get("gde_sample", {}).get("counts_layer")
         if layer is None and registered in real.layers:
             if is_count_matrix(real.layers[registered]):
-                return registered
+                return registered, True
         candidates = [k for k in real.layers if is_count_matrix(real.layers[k])]
         fix = (
             f"pass layer='{candidates[0]}' (raw counts)"

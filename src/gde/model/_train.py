@@ -171,11 +171,10 @@ class SetTrainingMixin:
                 early_stopping=False,  # ConvergenceStopping above
                 **trainer_kwargs,
             )
-        self.train_sets_ = splitter.train_sets
-        self.validation_sets_ = splitter.validation_sets
-        self.excluded_sets_ = splitter.excluded_sets
-        previous = len((self.history_ or {}).get(monitor, ())) if self.is_trained_ else 0
-        with quiet_backend():
+            self.train_sets_ = splitter.train_sets
+            self.validation_sets_ = splitter.validation_sets
+            self.excluded_sets_ = splitter.excluded_sets
+            previous = len((self.history_ or {}).get(monitor, ())) if self.is_trained_ else 0
             runner()
         if not isinstance(self.history_, dict):  # a logger other than scvi-tools' own
             self.history_ = {}

@@ -168,7 +168,7 @@ def interpolation(
                 f"{path.n_vars} of its {adata.n_vars}; use basis='pca'."
             )
     mask = _real_mask(adata, real_sets, set_key)
-    layer = comparison_layer(adata, path, layer, normalize)
+    layer, normalize = comparison_layer(adata, path, layer, normalize)
     x_real = get_data(adata, layer=layer)
     if basis == "pca":
         x_real = x_real[:, col]

@@ -115,7 +115,7 @@ def generated_vs_real(
             absent = sorted(set(sets).difference(labels))
             if absent:
                 raise KeyError(f"Sets {absent} are not in {where}.")
-    layer = comparison_layer(real, generated, layer, normalize)
+    layer, normalize = comparison_layer(real, generated, layer, normalize)
     x_real = get_data(real, layer=layer)
     col = real.var_names.get_indexer(genes)
     x_real = x_real[:, col] if not np.array_equal(col, np.arange(real.n_vars)) else x_real
