@@ -9,7 +9,7 @@ import pytest
 import gde
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ["data", "datasets", "metrics", "module", "nn", "pl", "tl"]
+SUBPACKAGES = ["data", "datasets", "metrics", "module", "nn", "pl", "seq", "tl"]
 
 
 def documented() -> set[str]:

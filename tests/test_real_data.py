@@ -51,3 +51,22 @@ def test_wrong_file_is_refused(tmp_path):
     gde.datasets.simulate_sets(n_sets=3, n_genes=10).write_h5ad(tmp_path / "other.h5ad")
     with pytest.raises(ValueError, match="not the expected file"):
         gde.datasets.liu_covid(path=tmp_path / "other.h5ad")
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "n_sets"), [("nkg2a", (7_894, 136), 6), ("m6a", (24_490, 670), 3)]
+)
+def test_smf_reads_load(name, shape, n_sets):
+    try:
+        reads = gde.datasets.smf_reads(name)
+    except OSError as err:  # no network and no cached copy
+        pytest.skip(f"the smftools reads cannot be had here: {err}")
+    assert reads.shape == shape and reads.obs_names.is_unique
+    values = reads.X[~np.isnan(reads.X)]
+    assert set(np.unique(values)) == {0.0, 1.0}
+    assert reads.obs["sample"].nunique() == n_sets
+    assert (reads.var["call_rate"] >= 0.1).all()
+    all_positions = gde.datasets.smf_reads(name, min_call_rate=0.0)
+    assert all_positions.n_vars >= reads.n_vars
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        gde.datasets.smf_reads("larry")

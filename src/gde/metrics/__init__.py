@@ -1,4 +1,4 @@
-"""Metrics: set-embedding geometry against ground truth, W2 and OT, generated vs real."""
+"""Metrics: embedding geometry against ground truth, W2 and OT, generated vs real data."""
 
 from gde._ot import exact_w2
 
@@ -18,9 +18,18 @@ from ._geometry import (
 )
 from ._gmm import fit_gmm, gmm_w2_samples, gmm_w2_squared
 from ._samples import energy_distance, mmd, sinkhorn_divergence
+from ._sequences import (
+    co_methylation,
+    co_methylation_agreement,
+    kmer_spectrum_distance,
+    length_distance,
+    position_rate_agreement,
+)
 
 __all__ = [
     "bures_squared",
+    "co_methylation",
+    "co_methylation_agreement",
     "distance_spearman",
     "energy_distance",
     "exact_w2",
@@ -30,12 +39,15 @@ __all__ = [
     "gaussian_w2_samples",
     "gmm_w2_samples",
     "gmm_w2_squared",
+    "kmer_spectrum_distance",
+    "length_distance",
     "mean_variance_agreement",
     "mmd",
     "moment_error",
     "nearest_same_label",
     "pairwise_distances",
     "per_set_agreement",
+    "position_rate_agreement",
     "same_label_auc",
     "sinkhorn_divergence",
 ]

@@ -75,6 +75,15 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
         """Names of the modelled features (genes, then proteins for CITE-seq)."""
         return self._source.feature_names(self.adata_manager)
 
+    def _check_new_adata(self, adata: AnnData) -> None:
+        """Checks on an object other than the training one, before registering it."""
+        source = self._source
+        source.check_features(adata, self.adata_manager)
+        check_set_column(adata, self.set_key)
+        x = source.values(adata)
+        check_finite(x, source.location)
+        self._check_values(x)
+
     def _check_values(self, x) -> None:
         """Checks on the values of an object to embed or generate from; override."""
 
@@ -95,12 +104,7 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
     def _validate_anndata(self, adata: AnnData | None = None, copy_if_view: bool = True):
         """Check features and values of a new object, then register it like the training one."""
         if adata is not None and adata is not self.adata:
-            source = self._source
-            source.check_features(adata, self.adata_manager)
-            check_set_column(adata, self.set_key)
-            x = source.values(adata)
-            check_finite(x, source.location)
-            self._check_values(x)
+            self._check_new_adata(adata)
         with quiet_backend():
             return super()._validate_anndata(adata, copy_if_view=copy_if_view)
 

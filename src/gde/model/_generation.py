@@ -147,23 +147,31 @@ class GenerationMixin:
             else np.vstack(blocks)
         )
         labels = [str(s) for s in labels]
+        return self._generated_adata(x, self._generated_obs(labels, contexts, n_cells))
+
+    def _generated_obs(self, labels: list[str], contexts: list[dict], n_cells: int):
+        """Set (and batch) of each generated element."""
         obs = pd.DataFrame(
             {
                 self.set_key: pd.Categorical(
                     np.repeat(labels, n_cells), categories=pd.unique(np.asarray(labels))
                 )
             },
-            index=[f"gen_{i}" for i in range(x.shape[0])],
+            index=[f"gen_{i}" for i in range(len(labels) * n_cells)],
         )
-        if module.n_batch > 1:
+        if self.module.n_batch > 1:
             mapping = self.adata_manager.get_state_registry(GDE_KEYS.BATCH_KEY)
             names = np.asarray(mapping.categorical_mapping).astype(str)
             codes = np.repeat([c["batch"] for c in contexts], n_cells)
             key = self._setup_args.get("batch_key") or "batch"
             obs[key] = pd.Categorical(names[codes], categories=names)
+        return obs
+
+    def _generated_adata(self, x, obs: pd.DataFrame) -> AnnData:
+        """Generated elements (rows of ``x``) as the output object; override per modality."""
         out = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=self.feature_names))
         layer = self._setup_args.get("layer")
-        if module.data_kind == "counts" and layer is not None:
+        if self.module.data_kind == "counts" and layer is not None:
             # where the real counts live, so comparisons can use the same scale
             out.uns["gde_sample"] = {"counts_layer": str(layer)}
         return self._source.as_output(out)
@@ -218,6 +226,29 @@ class GenerationMixin:
         the source set's cells (for ``embeddings``: from the batch's log-normal library
         distribution).
         """
+        return self._sample(
+            sets,
+            embeddings,
+            n_cells,
+            adata,
+            batch,
+            seed,
+            batch_size,
+            self._sampler_kwargs(n_steps, guidance_scale),
+        )
+
+    def _sample(
+        self,
+        sets: Sequence[str] | None,
+        embeddings: pd.DataFrame | np.ndarray | None,
+        n_cells: int,
+        adata: AnnData | None,
+        batch: str | None,
+        seed: int | None,
+        batch_size: int,
+        sampler_kwargs: dict,
+    ) -> AnnData:
+        """:meth:`sample` with the decoder's own sampler options."""
         if sets is not None and embeddings is not None:
             raise ValueError("Pass either `sets` or `embeddings`, not both.")
         batch_code = self._batch_code(batch)
@@ -244,15 +275,7 @@ class GenerationMixin:
             if not np.isfinite(z).all():
                 raise ValueError("embeddings contain NaN or infinite values.")
             contexts = [self._default_context(batch_code) for _ in labels]
-        return self._generate(
-            z,
-            labels,
-            contexts,
-            n_cells,
-            seed,
-            batch_size,
-            **self._sampler_kwargs(n_steps, guidance_scale),
-        )
+        return self._generate(z, labels, contexts, n_cells, seed, batch_size, **sampler_kwargs)
 
     def interpolate(
         self,
@@ -298,6 +321,31 @@ class GenerationMixin:
         records the two sets. Library sizes (counts) are
         drawn from the cells of both sets.
         """
+        return self._interpolate(
+            set_a,
+            set_b,
+            n_points,
+            n_cells,
+            adata,
+            batch,
+            seed,
+            batch_size,
+            self._sampler_kwargs(n_steps, guidance_scale),
+        )
+
+    def _interpolate(
+        self,
+        set_a: str,
+        set_b: str,
+        n_points: int,
+        n_cells: int,
+        adata: AnnData | None,
+        batch: str | None,
+        seed: int | None,
+        batch_size: int,
+        sampler_kwargs: dict,
+    ) -> AnnData:
+        """:meth:`interpolate` with the decoder's own sampler options."""
         if n_points < 2:
             raise ValueError("n_points must be at least 2 (the two ends).")
         src = self.adata if adata is None else adata
@@ -316,13 +364,7 @@ class GenerationMixin:
             )
         labels = [f"{set_a}->{set_b} point {k}" for k in range(n_points)]
         out = self._generate(
-            z,
-            labels,
-            [context] * n_points,
-            n_cells,
-            seed,
-            batch_size,
-            **self._sampler_kwargs(n_steps, guidance_scale),
+            z, labels, [context] * n_points, n_cells, seed, batch_size, **sampler_kwargs
         )
         out.obs["point"] = np.repeat(np.arange(n_points), n_cells)
         out.uns["interpolation"] = {

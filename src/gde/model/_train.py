@@ -27,11 +27,14 @@ class SetTrainingMixin:
     ``_train_runner_cls`` and ``_w2_n_cells``.
     """
 
+    #: elements drawn from each set in a minibatch when ``train(set_size=None)``
+    _default_set_size = 128
+
     def train(
         self,
         max_steps: int | None = None,
         max_epochs: int | None = None,
-        set_size: int = 128,
+        set_size: int | None = None,
         n_sets_per_batch: int = 16,
         steps_per_epoch: int = STEPS_PER_EPOCH,
         train_size: float = 0.9,
@@ -65,7 +68,8 @@ class SetTrainingMixin:
         max_epochs
             Alternatively, the number of epochs of ``steps_per_epoch`` steps.
         set_size
-            Cells drawn from each set in a minibatch.
+            Elements drawn from each set in a minibatch; by default 128 cells, 32
+            sequences.
         n_sets_per_batch
             Sets in a minibatch (at most the number of training sets).
         steps_per_epoch
@@ -94,6 +98,8 @@ class SetTrainingMixin:
         **trainer_kwargs
             Passed to :class:`scvi.train.Trainer`.
         """
+        if set_size is None:
+            set_size = self._default_set_size
         set_codes = self.adata_manager.get_from_registry(GDE_KEYS.SET_KEY).ravel()
         set_names = np.asarray(
             self.adata_manager.get_state_registry(GDE_KEYS.SET_KEY).categorical_mapping

@@ -3,5 +3,6 @@
 from ._base import SetModuleBase
 from ._set_cvae import SetCVAE
 from ._set_ddpm import SetDDPM
+from ._set_seq import SetSeqModule, default_kmer_ks, reference_features  # noqa: F401
 
-__all__ = ["SetCVAE", "SetDDPM", "SetModuleBase"]
+__all__ = ["SetCVAE", "SetDDPM", "SetModuleBase", "SetSeqModule"]

@@ -332,7 +332,7 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
                 f"{type(self).__name__} expects data shaped (n_sets, set_size, n_features), "
                 f"got {tuple(x.shape)}."
             )
-        n_sets, set_size, n_features = x.shape
+        n_sets, set_size = x.shape[:2]
         x_in = self.transform(x, batch_index)
         cats = self._split_cats(batch_index, cat_covs)
         z_set, q_set = self.encode_sets(x_in, cats, cont_covs)
@@ -344,8 +344,8 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
             # what W2 is measured on: the W2 space, or data units / encoder input
             "x_ot": self._ot_points(x, x_in, batch_index),
             "z_cells": z_cells,
-            # (n_sets, set_size, n_features) -> (n_sets * set_size, n_features)
-            "x_in": x_in.reshape(-1, n_features),
+            # (n_sets, set_size, n_in) -> (n_sets * set_size, n_in)
+            "x_in": x_in.reshape(-1, x_in.shape[-1]),
             "cats": [c.reshape(-1, 1) for c in cats],
             "cont": cont_covs.reshape(n_sets * set_size, -1) if self.n_continuous_cov else None,
             "set_size": set_size,

@@ -1,4 +1,4 @@
-"""Building blocks: set encoders and pooling, count and Gaussian decoders, diffusion."""
+"""Building blocks: set encoders and pooling, decoders (counts, Gaussian, sequences), diffusion."""
 
 # Not public (not in __all__): the types and helpers gde.model and gde.module import
 # from here (likelihood and dispersion names, W2 targets, segment and covariate helpers).
@@ -16,6 +16,14 @@ from ._normal_decoder import NormalDecoder
 from ._ot import OTSolver, PairwiseW2, batch_w2_squared  # noqa: F401
 from ._pooling import Pooling, SegmentPool, pool  # noqa: F401
 from ._prior import SetMixturePrior, mmd_to_standard_normal  # noqa: F401
+from ._sequence import (  # noqa: F401
+    END,
+    FIRST_LETTER,
+    PAD,
+    PrefixDecoder,
+    SequenceFeaturizer,
+    kmer_frequencies,
+)
 from ._set_encoder import SetEncoder, one_hot_covariates  # noqa: F401
 
 __all__ = [
@@ -24,8 +32,10 @@ __all__ = [
     "KernelMeanEncoder",
     "NoiseSchedule",
     "NormalDecoder",
+    "PrefixDecoder",
     "SegmentPool",
     "SetEncoder",
+    "SequenceFeaturizer",
     "SetMixturePrior",
     "pool",
 ]

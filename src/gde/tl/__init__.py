@@ -2,12 +2,15 @@
 
 from ._generated import generated_vs_real, generated_vs_real_summary
 from ._pseudobulk import pseudobulk_embedding
+from ._sequences import kmer_embedding, position_rate_embedding
 from ._sets import set_dendrogram, set_distances
 from ._wasserstein import wasserstein_distances
 
 __all__ = [
     "generated_vs_real",
     "generated_vs_real_summary",
+    "kmer_embedding",
+    "position_rate_embedding",
     "pseudobulk_embedding",
     "set_dendrogram",
     "set_distances",

@@ -65,17 +65,38 @@ def pseudobulk_embedding(
     member = group_membership(codes, n_sets)
     counts = np.asarray(member.sum(axis=1)).ravel()
     means = to_dense(member @ logx) / counts[:, None]
+    params = {"set_key": set_key, "target_sum": target_sum}
+    return set_mean_embedding(
+        adata, means, codes, names, set_key, n_comps, "pb", key_added, params, copy
+    )
+
+
+def set_mean_embedding(
+    adata: AnnData,
+    means: np.ndarray,
+    codes: np.ndarray,
+    names: pd.Index,
+    set_key: str,
+    n_comps: int,
+    prefix: str,
+    key_added: str | None,
+    params: dict,
+    copy: bool,
+) -> pd.DataFrame | AnnData:
+    """PCA of per-set mean vectors, written like :func:`pseudobulk_embedding` writes it.
+
+    ``means``: ``(n_sets, n_features)``, one row per name of ``names``; ``codes``: each
+    row's set code; columns are named ``f"{prefix}_{i}"``.
+    """
+    n_sets = len(names)
     k = int(min(n_comps, max(1, n_sets - 1), means.shape[1]))
     # always numpy's SVD: the baseline's components do not depend on the data's size
     z = project(means, *pca(means, k, dense_limit=None))
     index = pd.Index(names, name=set_key)
-    emb = pd.DataFrame(z, index=index, columns=[f"pb_{i}" for i in range(k)])
+    emb = pd.DataFrame(z, index=index, columns=[f"{prefix}_{i}" for i in range(k)])
     if key_added is not None:
         table = emb.copy()
-        table.insert(0, "n_cells", counts.astype(int))
-        adata.uns[key_added] = {
-            "table": table,
-            "params": {"set_key": set_key, "n_comps": k, "target_sum": target_sum},
-        }
+        table.insert(0, "n_cells", np.bincount(codes, minlength=n_sets).astype(int))
+        adata.uns[key_added] = {"table": table, "params": {**params, "n_comps": k}}
         adata.obsm[key_added] = z[codes].astype(np.float32)
     return adata if copy else emb
