@@ -193,7 +193,8 @@ def test_save_load_roundtrip(trained_seq, tmp_path):
 def test_reads_end_to_end():
     scvi.settings.seed = 0
     adata = reads_data()
-    SeqGDEModel.setup_anndata(adata, set_key="sample")
+    adata.obs["run"] = pd.Categorical(np.where(adata.obs["sample"].cat.codes < 4, "r1", "r2"))
+    SeqGDEModel.setup_anndata(adata, set_key="sample", batch_key="run")
     model = SeqGDEModel(adata, **SMALL)
     assert model.alphabet.fixed_length
     model.train(**TRAIN_KW)
@@ -201,6 +202,9 @@ def test_reads_end_to_end():
     assert emb.shape == (8, 8)
     out = model.sample(sets=["sample_0"], n_sequences=20, seed=0)
     assert out.shape == (20, 12) and list(out.var_names) == list(adata.var_names)
+    assert (out.obs["run"] == "r1").all()  # the set's own batch
+    moved = model.sample(sets=["sample_0"], n_sequences=20, seed=0, batch="r2")
+    assert (moved.obs["run"] == "r2").all()
     values = out.X[~np.isnan(out.X)]
     assert set(np.unique(values)) <= {0.0, 1.0}
     other = reads_data(n_pos=10)
