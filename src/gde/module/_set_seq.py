@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scvi.module.base import LossOutput, auto_move_data
+from torch import nn
 
 from gde._constants import GDE_KEYS
 from gde.nn import FIRST_LETTER, PrefixDecoder, SequenceFeaturizer, kmer_frequencies
@@ -85,6 +86,14 @@ class SetSeqModule(SetModuleBase):
     mean_path
         Start the set encoder from the reference features' set means projected on the
         principal axes.
+    consistency_weight
+        Weight of a half-split consistency term (0: off): in training, each set's
+        minibatch sequences are split into two halves, each half is embedded, and a
+        contrastive loss (InfoNCE over the minibatch's sets, with squared latent
+        distances as negative logits) asks each half to be nearest its own other half.
+        It rewards the set encoder for any set-level signal its features can detect,
+        also what neither the reference features nor, early in training, the decoder
+        pick up (motif order and spacing).
     **kwargs
         Passed to :class:`gde.module.SetModuleBase` (set encoder, covariates, W2 term).
     """
@@ -112,6 +121,7 @@ class SetSeqModule(SetModuleBase):
         reference_center: np.ndarray | None = None,
         w2_n_comps: int = 20,
         mean_path: bool = True,
+        consistency_weight: float = 0.0,
         **kwargs,
     ):
         n_letters = n_tokens - FIRST_LETTER
@@ -130,6 +140,7 @@ class SetSeqModule(SetModuleBase):
         self.n_tokens, self.width, self.fixed_length = n_tokens, width, fixed_length
         self.n_letters, self.kmer_ks, self.n_reference = n_letters, kmer_ks, n_reference
         self.n_decode = int(n_decode)
+        self.consistency_weight = float(consistency_weight)
         self.register_buffer("ref_mean", as_buffer(reference_mean, (n_reference,)))
         self.register_buffer("ref_std", as_buffer(reference_std, (n_reference,), fill=1.0))
         comps = np.zeros((n_reference, 1)) if reference_components is None else None
@@ -210,6 +221,10 @@ class SetSeqModule(SetModuleBase):
         covariates = self.covariate_vector([decoded(c) for c in out["cats"]], cont)
         out["condition"] = z if covariates is None else torch.cat([z, covariates], dim=-1)
         out["decode_tokens"] = x[:, decode].reshape(n_sets * n_decode, -1)
+        if self.training and self.consistency_weight > 0 and set_size >= 4:
+            x_in = out["x_in"].reshape(n_sets, set_size, -1)
+            half = set_size // 2
+            out["halves"] = (self.set_encoder(x_in[:, :half]), self.set_encoder(x_in[:, half:]))
         return out
 
     def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
@@ -231,6 +246,17 @@ class SetSeqModule(SetModuleBase):
         set_term, metrics = self.set_terms(
             inference_outputs, kl_weight, tensors.get(GDE_KEYS.W2_TARGET_KEY)
         )
+        if "halves" in inference_outputs:
+            za, zb = inference_outputs["halves"]
+            d2 = torch.cdist(za, zb).pow(2)
+            logits = -d2 / d2.detach().mean().clamp_min(1e-6)
+            target = torch.arange(len(za), device=za.device)
+            nce = 0.5 * (
+                nn.functional.cross_entropy(logits, target)
+                + nn.functional.cross_entropy(logits.T, target)
+            )
+            set_term = set_term + self.consistency_weight * nce
+            metrics["half_consistency"] = nce.detach()
         return LossOutput(
             loss=nll.mean() + set_term,
             reconstruction_loss=nll,
