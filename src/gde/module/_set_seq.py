@@ -91,9 +91,7 @@ class SetSeqModule(SetModuleBase):
         minibatch sequences are split into two halves, each half is embedded, and a
         contrastive loss (InfoNCE over the minibatch's sets, with squared latent
         distances as negative logits) asks each half to be nearest its own other half.
-        It rewards the set encoder for any set-level signal its features can detect,
-        also what neither the reference features nor, early in training, the decoder
-        pick up (motif order and spacing).
+        Experimental: whether it improves the embedding has not been measured yet.
     **kwargs
         Passed to :class:`gde.module.SetModuleBase` (set encoder, covariates, W2 term).
     """
