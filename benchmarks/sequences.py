@@ -58,7 +58,7 @@ def _train(adata, set_key: str, max_steps: int | None, **setup) -> tuple[SeqGDEM
     seconds = time.perf_counter() - start
     stop = model.history["stop"].iloc[-1]
     steps = int(stop["steps"])
-    seen = steps * 16 * model._default_set_size
+    seen = steps * int(stop["n_sets_per_batch"]) * int(stop["set_size"])
     info = {
         "train_seconds": round(seconds, 1),
         "steps": steps,

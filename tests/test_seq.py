@@ -122,7 +122,8 @@ def test_embeddings_written_like_cells(trained_seq):
     assert dist.shape == (10, 10) and np.allclose(np.diag(dist), 0)
     sets = model.get_set_adata(full)
     assert sets.n_obs == 10 and "X_gde" in sets.obsm
-    assert model.history["stop"]["steps"].iloc[-1] == 4
+    stop = model.history["stop"].iloc[-1]
+    assert stop["steps"] == 4 and stop["set_size"] == 12 and stop["n_sets_per_batch"] == 4
 
 
 @pytest.mark.parametrize("k", [1, 3])

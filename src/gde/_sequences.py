@@ -87,12 +87,14 @@ class Alphabet:
         return out
 
 
-def resolve_alphabet(alphabet: str | None, sequences: pd.Series) -> Alphabet:
+def resolve_alphabet(alphabet: str | Alphabet | None, sequences: pd.Series) -> Alphabet:
     """``"dna"``, ``"rna"``, ``"protein"``, an explicit string of letters, or inferred.
 
     Inference picks the first of DNA, RNA and protein that holds every letter used, else
-    the sorted letters themselves.
+    the sorted letters themselves. An :class:`Alphabet` is returned as it is.
     """
+    if isinstance(alphabet, Alphabet):
+        return alphabet
     if alphabet is not None:
         if not isinstance(alphabet, str) or len(alphabet) == 0:
             raise ValueError(
@@ -175,7 +177,7 @@ def tokens_to_reads(tokens: np.ndarray) -> np.ndarray:
 
 
 def kmer_profiles(
-    sequences, ks: tuple[int, ...] = (1, 2, 3), alphabet: str | None = None
+    sequences, ks: tuple[int, ...] = (1, 2, 3), alphabet: str | Alphabet | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sequence k-mer frequencies ``(n, sum(A**k))`` and numbers of letters ``(n,)``.
 

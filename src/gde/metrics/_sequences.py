@@ -13,8 +13,9 @@ from gde._sequences import kmer_profiles, resolve_alphabet
 
 def _spectra(a: Sequence[str], b: Sequence[str], ks: tuple[int, ...], alphabet: str | None):
     both = pd.Series([*a, *b], dtype=object)
-    letters = resolve_alphabet(alphabet, both).letters
-    freqs, lengths = kmer_profiles(both, ks, letters)
+    resolved = resolve_alphabet(alphabet, both)
+    letters = resolved.letters
+    freqs, lengths = kmer_profiles(both, ks, resolved)
     n = len(a)
     blocks = np.cumsum([0] + [len(letters) ** k for k in ks])
     out = []

@@ -56,7 +56,8 @@ class SetTrainingMixin:
         is counted in optimiser steps: every ``steps_per_epoch`` steps (one epoch) the
         validation sets are scored, and training stops when the validation loss has not
         improved for ``early_stopping_patience`` steps, or at ``max_steps``.
-        ``model.history["stop"]`` says which. The split and the draws are reproducible
+        ``model.history["stop"]`` says which (with the steps run, the best step, the
+        set size and the sets per minibatch). The split and the draws are reproducible
         under ``scvi.settings.seed``.
 
         Parameters
@@ -194,7 +195,7 @@ class SetTrainingMixin:
             monitor=monitor,
             first_epoch=previous,
             min_progress=min_progress,
-        )
+        ).assign(set_size=set_size, n_sets_per_batch=n_sets_per_batch)
 
     def _default_patience_steps(self) -> int:
         """Steps without improvement before early stopping, by default."""

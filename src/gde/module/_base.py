@@ -107,6 +107,10 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
     mean_path
         Give the set encoder a linear path from the set mean of its input, initialised
         from ``reference_components`` (see :meth:`gde.nn.SetEncoder.init_mean_path`).
+    n_reference
+        Width of :meth:`reference_input` (``None``: ``n_input``). A module whose encoder
+        input starts with standardised fixed features and ends with learned ones (e.g.
+        sequences) sets it to the number of fixed features; the mean path reads those.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
         log_batch_shift: np.ndarray | None = None,
         w2_n_comps: int = 50,
         mean_path: bool = False,
+        n_reference: int | None = None,
     ):
         super().__init__()
         if modality_sizes is not None:
@@ -162,6 +167,7 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
             )
         self.modality_sizes = modality_sizes
         self.n_input = n_input
+        self.n_reference = n_input if n_reference is None else int(n_reference)
         self.n_batch = n_batch
         self.n_latent = n_latent
         self.data_kind = data_kind

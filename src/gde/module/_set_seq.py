@@ -11,7 +11,6 @@ from gde._constants import GDE_KEYS
 from gde.nn import FIRST_LETTER, PrefixDecoder, SequenceFeaturizer, kmer_frequencies
 
 from ._base import SetModuleBase
-from ._inputs import as_buffer
 
 
 def default_kmer_ks(n_letters: int, max_features: int = 512) -> tuple[int, ...]:
@@ -125,28 +124,32 @@ class SetSeqModule(SetModuleBase):
         n_letters = n_tokens - FIRST_LETTER
         kmer_ks = tuple(kmer_ks or default_kmer_ks(n_letters))
         n_reference = width if fixed_length else sum(n_letters**k for k in kmer_ks) + 1
+        # encoder input: the standardised reference features, then the learned ones
+        feature_mean = np.zeros(n_reference + n_features)
+        feature_std = np.ones(n_reference + n_features)
+        if reference_mean is not None:
+            feature_mean[:n_reference] = reference_mean
+        if reference_std is not None:
+            feature_std[:n_reference] = reference_std
         super().__init__(
             n_reference + n_features,
             n_batch=n_batch,
             n_latent=n_latent,
             data_kind="continuous",
             correct_encoder_input=False,
+            feature_mean=feature_mean,
+            feature_std=feature_std,
+            reference_components=reference_components,
+            reference_center=reference_center,
+            n_reference=n_reference,
             w2_n_comps=w2_n_comps,
             mean_path=mean_path,
             **kwargs,
         )
         self.n_tokens, self.width, self.fixed_length = n_tokens, width, fixed_length
-        self.n_letters, self.kmer_ks, self.n_reference = n_letters, kmer_ks, n_reference
+        self.n_letters, self.kmer_ks = n_letters, kmer_ks
         self.n_decode = int(n_decode)
         self.consistency_weight = float(consistency_weight)
-        self.register_buffer("ref_mean", as_buffer(reference_mean, (n_reference,)))
-        self.register_buffer("ref_std", as_buffer(reference_std, (n_reference,), fill=1.0))
-        comps = np.zeros((n_reference, 1)) if reference_components is None else None
-        comps = np.asarray(reference_components if comps is None else comps)
-        self.register_buffer("ref_components", torch.as_tensor(comps).float())
-        self.register_buffer("ref_center", as_buffer(reference_center, (n_reference,)))
-        self.has_reference = reference_components is not None
-        self.w2_n_comps = int(min(w2_n_comps, self.ref_components.shape[1]))
         self.featurizer = SequenceFeaturizer(
             n_tokens, width, n_features, n_channels, n_conv_layers, kernel_size
         )
@@ -158,8 +161,6 @@ class SetSeqModule(SetModuleBase):
             n_heads=n_heads,
             n_layers=n_decoder_layers,
         )
-        if mean_path:
-            self._init_mean_path()
 
     # ------------------------------------------------------------ features
     def reference_features(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -172,29 +173,14 @@ class SetSeqModule(SetModuleBase):
 
     def transform(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         """Token rows to set-encoder input: standardised reference + learned features."""
-        x = x.to(self.ref_mean.device)
-        ref = (self.reference_features(x) - self.ref_mean) / self.ref_std
+        n_ref = self.n_reference
+        x = x.to(self.feature_mean.device)
+        ref = (self.reference_features(x) - self.feature_mean[:n_ref]) / self.feature_std[:n_ref]
         return torch.cat([ref, self.featurizer(x)], dim=-1)
 
-    def w2_space(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
-        """Token rows in the W2 space: reference features on their principal axes."""
-        ref = self.reference_features(x.to(self.ref_mean.device))
-        if not self.has_reference:
-            return ref
-        return (ref - self.ref_center) @ self.ref_components[:, : self.w2_n_comps]
-
-    def _ot_points(self, x, x_in, batch_index) -> torch.Tensor:
-        return self.w2_space(x, batch_index)
-
-    def _init_mean_path(self) -> None:
-        """Mean path from the reference features' principal axes (learned part: zero)."""
-        if not hasattr(self, "ref_components") or not self.has_reference:
-            return  # the base class calls this before the reference buffers exist
-        comps = torch.zeros(self.n_input, self.ref_components.shape[1])
-        comps[: self.n_reference] = self.ref_components * self.ref_std[:, None]
-        center = torch.zeros(self.n_input)
-        center[: self.n_reference] = (self.ref_center - self.ref_mean) / self.ref_std
-        self.set_encoder.init_mean_path(comps, center)
+    def reference_input(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+        """The reference features of token rows: what the W2 space projects."""
+        return self.reference_features(x.to(self.feature_mean.device))
 
     # ------------------------------------------------------------ training
     @auto_move_data

@@ -37,29 +37,43 @@ class W2MatchingMixin:
                 f"w2_solver must be 'auto', 'exact' or 'sinkhorn', got {w2_solver!r}."
             )
         self.w2_weight, self.w2_pairs, self.w2_solver = w2_weight, w2_pairs, w2_solver
-        n_batch, n_input = self.n_batch, self.n_input
+        n_batch, n_input, n_ref = self.n_batch, self.n_input, self.n_reference
         self.has_reference = reference_components is not None
-        comps = np.zeros((n_input, 1)) if reference_components is None else reference_components
-        # (n_input, n_components)
+        comps = np.zeros((n_ref, 1)) if reference_components is None else reference_components
+        # (n_reference, n_components)
         comps = torch.as_tensor(np.asarray(comps)).float()
+        if comps.shape[0] != n_ref:
+            raise ValueError(
+                f"reference_components has {comps.shape[0]} rows; the reference input has "
+                f"{n_ref} features."
+            )
         self.w2_n_comps = int(min(w2_n_comps, comps.shape[1]))
         self.register_buffer("reference_components", comps)
-        self.register_buffer("reference_center", as_buffer(reference_center, (n_input,)))
+        self.register_buffer("reference_center", as_buffer(reference_center, (n_ref,)))
         self.register_buffer(
             "reference_batch_offset", as_buffer(reference_batch_offset, (n_batch, n_input))
         )
 
     def _init_mean_path(self) -> None:
-        """Start the set encoder's mean path from the W2 space, in encoder-input units."""
+        """Start the set encoder's mean path from the W2 space, in encoder-input units.
+
+        The first ``n_reference`` encoder inputs are the reference input (standardised,
+        for continuous data); the mean path reads only those.
+        """
         if not self.has_reference:
             return
+        n_ref = self.n_reference
         comps, center = self.reference_components, self.reference_center
         if self.data_kind == "continuous":
             # encoder input x_in = (x - mean) / std - shift, so the reference units are
             # x_in * std + mean: fold std and mean into the projection
-            comps = comps * self.feature_std[:, None]
-            center = (center - self.feature_mean) / self.feature_std
-        self.set_encoder.init_mean_path(comps, center)
+            std, mean = self.feature_std[:n_ref], self.feature_mean[:n_ref]
+            comps, center = comps * std[:, None], (center - mean) / std
+        full = comps.new_zeros(self.n_input, comps.shape[1])
+        full[:n_ref] = comps
+        full_center = center.new_zeros(self.n_input)
+        full_center[:n_ref] = center
+        self.set_encoder.init_mean_path(full, full_center)
 
     def reference_input(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         """Data in the fixed, batch-free units of the W2 space, before projecting.
