@@ -32,8 +32,9 @@ Methods: ``gde`` (mean-pooled set encoder, CVAE decoder, W2-matching term), ``gd
 (fixed random-Fourier-feature kernel mean embedding), ``pseudobulk`` (set mean),
 ``moments`` (mean and covariance square root: the Bures geometry; decoded as the Gaussian
 with those moments), on the GMMs also ``gde, diffusion decoder`` (``decoder="ddpm"``,
-decoded with 50 DDIM steps, 2,000 samples per set) and ``Wasserstein Wormhole`` (if ``wassersteinwormhole`` is installed;
-its latent distances target W2², which leaves Spearman unchanged).
+decoded with 50 DDIM steps, 2,000 samples per set) and ``Wasserstein Wormhole`` (if
+``wassersteinwormhole`` is installed; its latent distances target W2², which leaves
+Spearman unchanged).
 
 Ablations on the Gaussians: set size at inference m ∈ {10, 50, 100, 500} for mean-, sum-
 and max-pooled encoders trained on sets of 100 (Spearman at each m, and the drift of a

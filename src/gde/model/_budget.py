@@ -69,9 +69,16 @@ class ConvergenceStopping(EarlyStopping):
 
 
 def resolve_steps(
-    max_steps: int | None, max_epochs: int | None, steps_per_epoch: int, n_train_sets: int
+    max_steps: int | None,
+    max_epochs: int | None,
+    steps_per_epoch: int,
+    n_train_sets: int,
+    default=default_max_steps,
 ) -> int:
-    """The step cap from ``max_steps`` or ``max_epochs`` (epochs of ``steps_per_epoch``)."""
+    """The step cap from ``max_steps`` or ``max_epochs`` (epochs of ``steps_per_epoch``).
+
+    Neither given: ``default(n_train_sets)``.
+    """
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch}.")
     if max_steps is not None and max_epochs is not None:
@@ -87,7 +94,7 @@ def resolve_steps(
             )
         return int(max_epochs) * steps_per_epoch
     if max_steps is None:
-        return default_max_steps(n_train_sets)
+        return int(default(n_train_sets))
     if max_steps < 1:
         raise ValueError(
             f"max_steps must be a positive integer, got {max_steps}: training for no step "

@@ -13,7 +13,13 @@ from gde._quiet import quiet_backend
 from gde.data import SetDataSplitter
 from gde.nn import PairwiseW2
 
-from ._budget import STEPS_PER_EPOCH, ConvergenceStopping, resolve_steps, stop_record
+from ._budget import (
+    STEPS_PER_EPOCH,
+    ConvergenceStopping,
+    default_max_steps,
+    resolve_steps,
+    stop_record,
+)
 
 # fewer validation sets than this make early stopping follow noise (a warning says so)
 MIN_VALIDATION_SETS = 2
@@ -64,8 +70,9 @@ class SetTrainingMixin:
         ----------
         max_steps
             Largest number of optimiser steps. By default 100 per training set, between
-            4,000 and 20,000 (:func:`gde.model.default_max_steps`); early stopping
-            usually ends training sooner.
+            4,000 and 20,000 (:func:`gde.model.default_max_steps`); for
+            :class:`gde.seq.SeqGDEModel` 25 per training set, between 1,500 and 5,000.
+            Early stopping usually ends training sooner.
         max_epochs
             Alternatively, the number of epochs of ``steps_per_epoch`` steps.
         set_size
@@ -90,7 +97,8 @@ class SetTrainingMixin:
             of ``trainer_kwargs``; see :class:`gde.model.ConvergenceStopping`).
         early_stopping_patience
             Optimiser steps without improvement before stopping; by default 1,000
-            (2,000 for the diffusion decoder, whose validation loss is noisier).
+            (2,000 for the diffusion decoder, whose validation loss is noisier; 500 for
+            :class:`gde.seq.SeqGDEModel`).
         plan_kwargs
             Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``eps``,
             ``n_steps_kl_warmup``, ...). Adam's ``eps`` defaults to ``1e-8``.
@@ -119,7 +127,9 @@ class SetTrainingMixin:
             **(datasplitter_kwargs or {}),
         )
         n_train_sets = len(splitter.split.train)
-        max_steps = resolve_steps(max_steps, max_epochs, steps_per_epoch, n_train_sets)
+        max_steps = resolve_steps(
+            max_steps, max_epochs, steps_per_epoch, n_train_sets, self._default_max_steps
+        )
         if 0 < max_steps < steps_per_epoch:  # validate at least once, at the end
             steps_per_epoch = splitter.n_batches_per_epoch = max_steps
         has_validation = len(splitter.split.validation) > 0
@@ -200,6 +210,10 @@ class SetTrainingMixin:
     def _default_patience_steps(self) -> int:
         """Steps without improvement before early stopping, by default."""
         return 1000
+
+    def _default_max_steps(self, n_train_sets: int) -> int:
+        """Step cap of a default ``train()`` (:func:`gde.model.default_max_steps`)."""
+        return default_max_steps(n_train_sets)
 
     def _pair_w2(self, splitter: SetDataSplitter, seed: int) -> PairwiseW2:
         """Fixed clouds of the training and validation sets in the W2 space."""
