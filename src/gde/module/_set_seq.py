@@ -182,6 +182,13 @@ class SetSeqModule(SetModuleBase):
         """The reference features of token rows: what the W2 space projects."""
         return self.reference_features(x.to(self.feature_mean.device))
 
+    def _ot_points(self, x, x_in, batch_index) -> torch.Tensor:
+        # the encoder input starts with the standardised reference features: undo the
+        # standardisation rather than count the k-mers a second time
+        n_ref = self.n_reference
+        ref = x_in[..., :n_ref] * self.feature_std[:n_ref] + self.feature_mean[:n_ref]
+        return self.project_reference(ref)
+
     # ------------------------------------------------------------ training
     @auto_move_data
     def inference(

@@ -93,7 +93,10 @@ class W2MatchingMixin:
 
     def w2_space(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         """Cells in the space where the W2-matching term measures W2, ``(..., k)``."""
-        ref = self.reference_input(x, batch_index)
+        return self.project_reference(self.reference_input(x, batch_index))
+
+    def project_reference(self, ref: torch.Tensor) -> torch.Tensor:
+        """Reference input ``(..., n_reference)`` on the W2 space's principal axes."""
         if not self.has_reference:
             return ref
         comps = self.reference_components[:, : self.w2_n_comps]
