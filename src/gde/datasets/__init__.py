@@ -3,6 +3,7 @@
 from ._covid import liu_covid
 from ._equal_means import simulate_equal_mean_sets
 from ._gaussian import gaussian_sets, gmm_sets
+from ._images import class_mixture_sets, digit_sets, fashion_mnist_sets, load_fashion_mnist
 from ._motif import motif_sets
 from ._shape import shape_sets
 from ._simulate import simulate_sets, true_w2
@@ -10,10 +11,14 @@ from ._smf import smf_reads
 from ._wheel import data_dir
 
 __all__ = [
+    "class_mixture_sets",
     "data_dir",
+    "digit_sets",
+    "fashion_mnist_sets",
     "gaussian_sets",
     "gmm_sets",
     "liu_covid",
+    "load_fashion_mnist",
     "motif_sets",
     "shape_sets",
     "simulate_equal_mean_sets",

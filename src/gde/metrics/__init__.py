@@ -17,6 +17,7 @@ from ._geometry import (
     same_label_auc,
 )
 from ._gmm import fit_gmm, gmm_w2_samples, gmm_w2_squared
+from ._images import class_proportion_error, class_proportions
 from ._samples import energy_distance, mmd, sinkhorn_divergence
 from ._sequences import (
     co_methylation,
@@ -28,6 +29,8 @@ from ._sequences import (
 
 __all__ = [
     "bures_squared",
+    "class_proportion_error",
+    "class_proportions",
     "co_methylation",
     "co_methylation_agreement",
     "distance_spearman",

@@ -69,10 +69,10 @@ class SetTrainingMixin:
         Parameters
         ----------
         max_steps
-            Largest number of optimiser steps. By default 100 per training set, between
-            4,000 and 20,000 (:func:`gde.model.default_max_steps`); for
-            :class:`gde.seq.SeqGDEModel` 25 per training set, between 1,500 and 5,000.
-            Early stopping usually ends training sooner.
+            Largest number of optimiser steps. By default it grows with the number of
+            training sets: 100 per set, between 4,000 and 20,000
+            (:func:`gde.model.default_max_steps`), unless the model's own docstring
+            states another budget. Early stopping usually ends training sooner.
         max_epochs
             Alternatively, the number of epochs of ``steps_per_epoch`` steps.
         set_size
@@ -97,8 +97,8 @@ class SetTrainingMixin:
             of ``trainer_kwargs``; see :class:`gde.model.ConvergenceStopping`).
         early_stopping_patience
             Optimiser steps without improvement before stopping; by default 1,000
-            (2,000 for the diffusion decoder, whose validation loss is noisier; 500 for
-            :class:`gde.seq.SeqGDEModel`).
+            (2,000 for the diffusion decoder, whose validation loss is noisier), unless
+            the model's own docstring states another patience.
         plan_kwargs
             Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``eps``,
             ``n_steps_kl_warmup``, ...). Adam's ``eps`` defaults to ``1e-8``.

@@ -3,6 +3,7 @@
 from ._base import SetModuleBase
 from ._set_cvae import SetCVAE
 from ._set_ddpm import SetDDPM
+from ._set_image import SetImageModule, scale_pixels  # noqa: F401
 from ._set_seq import SetSeqModule, default_kmer_ks, reference_features  # noqa: F401
 
-__all__ = ["SetCVAE", "SetDDPM", "SetModuleBase", "SetSeqModule"]
+__all__ = ["SetCVAE", "SetDDPM", "SetImageModule", "SetModuleBase", "SetSeqModule"]

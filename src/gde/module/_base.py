@@ -333,9 +333,9 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
         cont_covs: torch.Tensor | None,
     ) -> dict:
         """Encode sets and flatten per-cell tensors: the first half of ``inference``."""
-        if x.dim() != 3:
+        if x.dim() < 3:
             raise ValueError(
-                f"{type(self).__name__} expects data shaped (n_sets, set_size, n_features), "
+                f"{type(self).__name__} expects data shaped (n_sets, set_size, ...), "
                 f"got {tuple(x.shape)}."
             )
         n_sets, set_size = x.shape[:2]
@@ -347,8 +347,8 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
         return {
             "z_set": z_set,
             "q_set": q_set,
-            # what W2 is measured on: the W2 space, or data units / encoder input
-            "x_ot": self._ot_points(x, x_in, batch_index),
+            # what W2 is measured on, computed only when no precomputed target is given
+            "ot_inputs": (x, x_in, batch_index),
             "z_cells": z_cells,
             # (n_sets, set_size, n_in) -> (n_sets * set_size, n_in)
             "x_in": x_in.reshape(-1, x_in.shape[-1]),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scvi.module.base import LossOutput, auto_move_data
-from torch import nn
 
 from gde._constants import GDE_KEYS
 from gde.nn import FIRST_LETTER, PrefixDecoder, SequenceFeaturizer, kmer_frequencies
@@ -85,15 +84,11 @@ class SetSeqModule(SetModuleBase):
     mean_path
         Start the set encoder from the reference features' set means projected on the
         principal axes.
-    consistency_weight
-        Weight of a half-split consistency term (0: off): in training, each set's
-        minibatch sequences are split into two halves, each half is embedded, and a
-        contrastive loss (InfoNCE over the minibatch's sets, with squared latent
-        distances as negative logits) asks each half to be nearest its own other half.
-        Experimental: whether it improves the embedding has not been measured yet.
     **kwargs
         Passed to :class:`gde.module.SetModuleBase` (set encoder, covariates, W2 term).
     """
+
+    reference_leads_input = True
 
     def __init__(
         self,
@@ -118,7 +113,6 @@ class SetSeqModule(SetModuleBase):
         reference_center: np.ndarray | None = None,
         w2_n_comps: int = 20,
         mean_path: bool = True,
-        consistency_weight: float = 0.0,
         **kwargs,
     ):
         n_letters = n_tokens - FIRST_LETTER
@@ -149,7 +143,6 @@ class SetSeqModule(SetModuleBase):
         self.n_tokens, self.width, self.fixed_length = n_tokens, width, fixed_length
         self.n_letters, self.kmer_ks = n_letters, kmer_ks
         self.n_decode = int(n_decode)
-        self.consistency_weight = float(consistency_weight)
         self.featurizer = SequenceFeaturizer(
             n_tokens, width, n_features, n_channels, n_conv_layers, kernel_size
         )
@@ -182,13 +175,6 @@ class SetSeqModule(SetModuleBase):
         """The reference features of token rows: what the W2 space projects."""
         return self.reference_features(x.to(self.feature_mean.device))
 
-    def _ot_points(self, x, x_in, batch_index) -> torch.Tensor:
-        # the encoder input starts with the standardised reference features: undo the
-        # standardisation rather than count the k-mers a second time
-        n_ref = self.n_reference
-        ref = x_in[..., :n_ref] * self.feature_std[:n_ref] + self.feature_mean[:n_ref]
-        return self.project_reference(ref)
-
     # ------------------------------------------------------------ training
     @auto_move_data
     def inference(
@@ -212,10 +198,6 @@ class SetSeqModule(SetModuleBase):
         covariates = self.covariate_vector([decoded(c) for c in out["cats"]], cont)
         out["condition"] = z if covariates is None else torch.cat([z, covariates], dim=-1)
         out["decode_tokens"] = x[:, decode].reshape(n_sets * n_decode, -1)
-        if self.training and self.consistency_weight > 0 and set_size >= 4:
-            x_in = out["x_in"].reshape(n_sets, set_size, -1)
-            half = set_size // 2
-            out["halves"] = (self.set_encoder(x_in[:, :half]), self.set_encoder(x_in[:, half:]))
         return out
 
     def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
@@ -237,17 +219,6 @@ class SetSeqModule(SetModuleBase):
         set_term, metrics = self.set_terms(
             inference_outputs, kl_weight, tensors.get(GDE_KEYS.W2_TARGET_KEY)
         )
-        if "halves" in inference_outputs:
-            za, zb = inference_outputs["halves"]
-            d2 = torch.cdist(za, zb).pow(2)
-            logits = -d2 / d2.detach().mean().clamp_min(1e-6)
-            target = torch.arange(len(za), device=za.device)
-            nce = 0.5 * (
-                nn.functional.cross_entropy(logits, target)
-                + nn.functional.cross_entropy(logits.T, target)
-            )
-            set_term = set_term + self.consistency_weight * nce
-            metrics["half_consistency"] = nce.detach()
         return LossOutput(
             loss=nll.mean() + set_term,
             reconstruction_loss=nll,

@@ -19,6 +19,10 @@ class W2MatchingMixin:
     attributes and input transforms of :class:`~gde.module.SetModuleBase`.
     """
 
+    #: the encoder input starts with the standardised reference features (modules whose
+    #: elements are featurized: sequences, images)
+    reference_leads_input = False
+
     def _init_w2_term(
         self,
         w2_weight: float,
@@ -112,6 +116,12 @@ class W2MatchingMixin:
         self, x: torch.Tensor, x_in: torch.Tensor, batch_index: torch.Tensor
     ) -> torch.Tensor:
         """What W2 is measured on in training: the W2 space, else data or encoder input."""
+        if self.has_reference and self.reference_leads_input:
+            # the encoder input starts with the standardised reference features: undo
+            # the standardisation rather than compute the features a second time
+            n_ref = self.n_reference
+            ref = x_in[..., :n_ref] * self.feature_std[:n_ref] + self.feature_mean[:n_ref]
+            return self.project_reference(ref)
         if self.has_reference:
             return self.w2_space(x, batch_index)
         return x if self.data_kind == "continuous" else x_in
@@ -147,7 +157,7 @@ class W2MatchingMixin:
         if len(i) == 0:
             return torch.zeros((), device=z_set.device), {}
         if w2_target is None:
-            x = inference_outputs["x_ot"]
+            x = self._ot_points(*inference_outputs["ot_inputs"])
             target = batch_w2_squared(x[i], x[j], solver=self.w2_solver).clamp_min(0).sqrt()
         latent = (z_set[i] - z_set[j]).pow(2).sum(-1).add(1e-12).sqrt()
         mismatch = (latent - target).pow(2).mean()

@@ -2,7 +2,14 @@
 
 from ._generated import generated_vs_real
 from ._heatmap import distance_heatmap
+from ._images import image_grid
 from ._interpolation import interpolation
 from ._sets import set_embedding
 
-__all__ = ["distance_heatmap", "generated_vs_real", "interpolation", "set_embedding"]
+__all__ = [
+    "distance_heatmap",
+    "generated_vs_real",
+    "image_grid",
+    "interpolation",
+    "set_embedding",
+]

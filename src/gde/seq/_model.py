@@ -41,6 +41,10 @@ class SeqGDEModel(SetModelBase):
     the replication of a set's sequences, sets of any size embed in chunks, and sets
     never seen in training embed without retraining.
 
+    A default :meth:`train` draws 32 sequences per set, stops after 500 optimiser steps
+    without improvement of the validation loss, and runs at most 25 steps per training
+    set, between 1,500 and 5,000.
+
     Parameters
     ----------
     adata

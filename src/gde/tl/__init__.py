@@ -1,6 +1,7 @@
 """Set-level analysis tools in scanpy's shape."""
 
 from ._generated import generated_vs_real, generated_vs_real_summary
+from ._images import pixel_mean_embedding
 from ._pseudobulk import pseudobulk_embedding
 from ._sequences import kmer_embedding, position_rate_embedding
 from ._sets import set_dendrogram, set_distances
@@ -10,6 +11,7 @@ __all__ = [
     "generated_vs_real",
     "generated_vs_real_summary",
     "kmer_embedding",
+    "pixel_mean_embedding",
     "position_rate_embedding",
     "pseudobulk_embedding",
     "set_dendrogram",

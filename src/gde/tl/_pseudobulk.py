@@ -62,13 +62,21 @@ def pseudobulk_embedding(
     codes, names = set_codes(adata.obs[set_key])
     n_sets = len(names)
     logx = log_normalize(x, target_sum=target_sum)
-    member = group_membership(codes, n_sets)
-    counts = np.asarray(member.sum(axis=1)).ravel()
-    means = to_dense(member @ logx) / counts[:, None]
+    means = set_means(logx, codes, n_sets)
     params = {"set_key": set_key, "target_sum": target_sum}
     return set_mean_embedding(
         adata, means, codes, names, set_key, n_comps, "pb", key_added, params, copy
     )
+
+
+def set_means(values, codes: np.ndarray, n_sets: int) -> np.ndarray:
+    """Mean of the rows of ``values`` (dense or sparse) in each set, ``(n_sets, n_features)``.
+
+    ``codes``: each row's set, ``0..n_sets-1`` (negative: in no set).
+    """
+    member = group_membership(codes, n_sets)
+    counts = np.asarray(member.sum(axis=1)).ravel()
+    return to_dense(member @ values) / np.maximum(counts, 1)[:, None]
 
 
 def set_mean_embedding(

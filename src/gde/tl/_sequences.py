@@ -11,7 +11,7 @@ from anndata import AnnData
 from gde._anndata_utils import check_set_column, get_data, group_membership, set_codes
 from gde._sequences import check_sequence_column, kmer_profiles, read_tokens
 
-from ._pseudobulk import set_mean_embedding
+from ._pseudobulk import set_mean_embedding, set_means
 
 
 def kmer_embedding(
@@ -62,7 +62,7 @@ def kmer_embedding(
         adata = adata.copy()
     freqs, _ = kmer_profiles(sequences, tuple(ks), alphabet)
     codes, names = set_codes(adata.obs[set_key])
-    means = _set_means(freqs, codes, len(names))
+    means = set_means(freqs, codes, len(names))
     params = {"set_key": set_key, "sequence_key": sequence_key, "ks": list(ks)}
     return set_mean_embedding(
         adata, means, codes, names, set_key, n_comps, "kmer", key_added, params, copy
@@ -117,9 +117,3 @@ def position_rate_embedding(
     return set_mean_embedding(
         adata, rates, codes, names, set_key, n_comps, "rate", key_added, params, copy
     )
-
-
-def _set_means(values: np.ndarray, codes: np.ndarray, n_sets: int) -> np.ndarray:
-    member = group_membership(codes, n_sets)
-    counts = np.asarray(member.sum(axis=1)).ravel()
-    return np.asarray(member @ values) / counts[:, None]

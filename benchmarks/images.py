@@ -1,0 +1,232 @@
+"""Sets of images: gde.image against the pixel-mean and kernel-mean-embedding baselines.
+
+Data: class mixtures of real images, the GDE paper's protocol (each set mixes 3 of 10
+classes with Dirichlet(1) weights, 100 images per set; held-out sets have their own
+mixtures and draw from images no training set uses): scikit-learn's 8×8 digits
+(``gde.datasets.digit_sets``) and 28×28 Fashion-MNIST (``gde.datasets.fashion_mnist_sets``;
+Debian package ``dataset-fashion-mnist``). ``ImageGDEModel`` trains with its default
+``train()`` on the training sets; the kernel-mean-embedding baseline is the same model
+with a fixed random-Fourier-feature encoder of the pixels (``set_encoder="kme"``) and
+the same U-Net decoder. On the held-out sets:
+
+- Spearman between latent distances and the ground truth (the mixture W2 between the
+  sets' class weights, see ``digit_sets``), for gde, gde untrained (its mean path: a
+  pixel-mean pseudobulk), the pixel-mean pseudobulk (``gde.tl.pixel_mean_embedding``)
+  and the KME encoder;
+- generation, ``--n-generate`` images from each held-out set's embedding (DDIM, 50
+  steps): the class proportions read by a logistic-regression classifier trained on the
+  training sets' real images (its accuracy on the held-out images is reported), L1 to
+  the set's true weights (0-2), against predicting the training sets' average
+  proportions; debiased Sinkhorn divergence (squared units of the feature space, the
+  top 50 principal components of the training images' pixels in [0, 1]) between the
+  generated images and half B of the set's real images, against the floor of half A vs
+  half B (as many images each);
+- speed: images per second read by the set encoder in training, and generated (DDIM 50).
+
+    python benchmarks/images.py            # full run
+    python benchmarks/images.py --quick    # minutes; every step runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scvi
+import torch
+from sklearn.linear_model import LogisticRegression
+
+import gde
+from gde._pca import pca, project
+from gde.image import ImageGDEModel
+
+DATA = {"digits": gde.datasets.digit_sets, "fashion-mnist": gde.datasets.fashion_mnist_sets}
+
+
+def _train(adata, max_steps: int | None, untrained=None, **model_kw):
+    """Train with the default ``train()``; ``untrained``: AnnData to embed before training."""
+    ImageGDEModel.setup_anndata(adata, set_key="set")
+    model = ImageGDEModel(adata, **model_kw)
+    start_emb = None
+    if untrained is not None:  # the mean path's start, on purpose
+        model.is_trained_ = True
+        start_emb = model.get_distribution_embeddings(untrained, key_added=None)
+        model.is_trained_ = False
+    start = time.perf_counter()
+    model.train(max_steps=max_steps, enable_progress_bar=False)
+    seconds = time.perf_counter() - start
+    stop = model.history["stop"].iloc[-1]
+    steps = int(stop["steps"])
+    seen = steps * int(stop["n_sets_per_batch"]) * int(stop["set_size"])
+    info = {
+        "train_seconds": round(seconds, 1),
+        "steps": steps,
+        "stop": str(stop["reason"]),
+        "train_images_per_s": round(seen / seconds, 1),
+    }
+    return model, info, start_emb
+
+
+def _generation(model, adata, held, weights, classifier, basis, args) -> dict:
+    """Class-proportion L1 and Sinkhorn to real half B, per held-out set, averaged."""
+    start = time.perf_counter()
+    gen = model.sample(sets=list(held), adata=adata, n_images=args.n_generate, seed=0)
+    per_s = gen.n_obs / (time.perf_counter() - start)
+    classes = list(weights.columns)
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in held:
+        fake = gen.obsm["X_image"][np.asarray(gen.obs["set"] == s)]
+        real = adata.obsm["X_image"][np.asarray(adata.obs["set"] == s)]
+        order = rng.permutation(len(real))
+        a, b = real[order[: len(real) // 2]], real[order[len(real) // 2 :]]
+        pred = classifier.predict(fake.reshape(len(fake), -1))
+        m = min(len(a), len(b), len(fake))
+        feats = [project(x[:m].reshape(m, -1), *basis) for x in (fake, a, b)]
+        rows.append(
+            {
+                "proportion L1": gde.metrics.class_proportion_error(pred, weights.loc[s], classes),
+                "sinkhorn generated": gde.metrics.sinkhorn_divergence(feats[0], feats[2]),
+                "sinkhorn floor": gde.metrics.sinkhorn_divergence(feats[1], feats[2]),
+            }
+        )
+    out = pd.DataFrame(rows).mean().round(4).to_dict()
+    out["sinkhorn ratio to floor"] = round(out["sinkhorn generated"] / out["sinkhorn floor"], 2)
+    out["sample_images_per_s"] = round(per_s, 1)
+    return out
+
+
+def dataset(name: str, args) -> dict:
+    scvi.settings.seed = args.seed
+    kw = {"n_sets": args.n_sets, "seed": args.seed}
+    if args.quick:
+        kw["n_images_per_set"] = 40
+    adata = DATA[name](**kw)
+    info = adata.uns[name.replace("-", "_") + "_sets"]
+    truth, weights = info["distance"], info["weights"]
+    held = info["sets"].index[info["sets"]["split"] == "held_out"]
+    mask = np.isin(truth.index, held)
+    pairs = mask[:, None] & mask[None, :]
+    is_train = np.asarray(adata.obs["split"] == "train")
+    train = adata[is_train].copy()
+    pixels = adata.obsm["X_image"].reshape(adata.n_obs, -1)
+    classifier = LogisticRegression(max_iter=1000).fit(
+        pixels[is_train], adata.obs["label"][is_train]
+    )
+    accuracy = float(classifier.score(pixels[~is_train], adata.obs["label"][~is_train]))
+    basis = pca(pixels[is_train], 50)
+    average = weights.loc[info["sets"]["split"] == "train"].mean()
+    out = {
+        "classifier accuracy (held-out images)": round(accuracy, 3),
+        "proportion L1, training-average proportions": round(
+            float(np.abs(weights.loc[held] - average).sum(1).mean()), 4
+        ),
+    }
+    rho = gde.metrics.distance_spearman
+    pixel = gde.tl.pixel_mean_embedding(adata, set_key="set", key_added=None)
+    out["spearman"] = {"pixel-mean pseudobulk": rho(pixel.loc[truth.index], truth, pairs)}
+    models = {
+        "gde": {},
+        "KME + same decoder": {
+            "set_encoder": "kme",
+            "mean_path": False,
+            "w2_weight": 0.0,
+            "n_features": 0,
+        },
+    }
+    for label, model_kw in models.items():
+        scvi.settings.seed = args.seed
+        untrained = adata if label == "gde" else None
+        model, fit, start = _train(train.copy(), args.max_steps, untrained, **model_kw)
+        if start is not None:
+            out["spearman"]["gde untrained (mean path)"] = rho(
+                start.loc[truth.index], truth, pairs
+            )
+        emb = model.get_distribution_embeddings(adata, key_added=None)
+        out["spearman"][label] = rho(emb.loc[truth.index], truth, pairs)
+        fit["generation"] = _generation(model, adata, held, weights, classifier, basis, args)
+        out[label] = fit
+        print(label, json.dumps(fit), flush=True)
+    return out
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "# Sets of images: gde.image against pixel-mean and KME baselines",
+        "",
+        f"Device: {results['platform']}. Command: `{results['command']}`.",
+        "",
+        "Held-out mixtures (3 of 10 classes, Dirichlet(1) weights). Spearman(latent "
+        "distance, ground-truth mixture W2) over held-out pairs. Generation from each "
+        "held-out set's embedding (DDIM 50): L1 between the class proportions a "
+        "classifier reads and the true weights (0-2); debiased Sinkhorn divergence to "
+        "the set's real images in the top 50 principal components of the training "
+        "pixels, against real-vs-real (floor).",
+        "",
+    ]
+    for name, r in results["data"].items():
+        sp = r["spearman"]
+        lines += [
+            f"## {name}",
+            "",
+            "| embedding | Spearman |",
+            "|---|---|",
+            *[f"| {k} | {v:.3f} |" for k, v in sp.items()],
+            "",
+            f"Classifier accuracy on held-out images: "
+            f"{r['classifier accuracy (held-out images)']:.3f}. Proportion L1 when predicting "
+            f"the training sets' average proportions: "
+            f"{r['proportion L1, training-average proportions']:.3f}.",
+            "",
+            "| decoder from | proportion L1 | Sinkhorn gen / floor (ratio) | steps | train s "
+            "| images/s train | images/s sample |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label in ("gde", "KME + same decoder"):
+            m, g = r[label], r[label]["generation"]
+            lines.append(
+                f"| {label} | {g['proportion L1']:.3f} | {g['sinkhorn generated']:.2f} / "
+                f"{g['sinkhorn floor']:.2f} ({g['sinkhorn ratio to floor']:.2f}) "
+                f"| {m['steps']} | {m['train_seconds']:.0f} | {m['train_images_per_s']:.0f} "
+                f"| {g['sample_images_per_s']:.0f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small run, every step runs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-sets", type=int, default=80)
+    parser.add_argument("--n-generate", type=int, default=100)
+    parser.add_argument("--data", nargs="+", default=list(DATA), choices=list(DATA))
+    parser.add_argument("--max-steps", type=int, default=None, help="default: train()'s own")
+    parser.add_argument("--out", default="benchmarks/results/images")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_sets, args.n_generate, args.max_steps = 16, 20, args.max_steps or 20
+    warnings.filterwarnings("ignore")
+    results = {
+        "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "command": "python benchmarks/images.py" + (" --quick" if args.quick else ""),
+        "data": {},
+    }
+    for name in args.data:
+        results["data"][name] = dataset(name, args)
+        print(name, json.dumps(results["data"][name]["spearman"]), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

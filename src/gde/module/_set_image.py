@@ -1,0 +1,261 @@
+"""Set module for images: pixels + convolutional features into the set encoder, U-Net DDPM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scvi.module.base import LossOutput, auto_move_data
+
+from gde._constants import GDE_KEYS
+from gde.nn import ConditionalUNet, ImageFeaturizer, NoiseSchedule, Schedule
+
+from ._base import SetModuleBase
+
+
+def scale_pixels(x, pixel_range: tuple[float, float]):
+    """Pixels in data units to ``[-1, 1]``: ``pixel_range`` maps to -1 and 1."""
+    low, high = pixel_range
+    return (x - low) * (2.0 / (high - low)) - 1.0
+
+
+class SetImageModule(SetModuleBase):
+    """Sets of images: each image is featurized, the set encoder pools them.
+
+    Pixels are scaled to ``[-1, 1]`` with the range fixed at setup (``pixel_range``).
+    Each image enters the set encoder as two parts: its pixels, standardised (the
+    *reference features*), and learned features from :class:`gde.nn.ImageFeaturizer`.
+    The principal components of the pixels, computed once from the data, are the W2
+    space of the W2-matching term and start the set encoder's mean path, so the
+    untrained embedding is a pixel-mean pseudobulk and training adds what it misses. A
+    :class:`gde.nn.ConditionalUNet` driven by a :class:`gde.nn.NoiseSchedule` generates
+    images from the set embedding (and covariates).
+
+    Parameters
+    ----------
+    image_shape
+        ``(C, H, W)`` of the images.
+    n_batch
+        Number of batches (the denoiser is conditioned on them).
+    n_latent
+        Dimension of the set embedding.
+    n_features, featurizer_widths
+        Learned features per image (0: pixels only), and the featurizer's channels per
+        stage.
+    pixel_range
+        Pixel values mapped to -1 and 1.
+    channel_axis
+        The stored images have a channel axis, ``(n, C, H, W)``; else ``(n, H, W)``.
+    base_channels, channel_mults
+        Size of the U-Net (see :class:`gde.nn.ConditionalUNet`).
+    n_diffusion_steps, noise_schedule, cond_dropout
+        The diffusion process and classifier-free guidance training.
+    n_decode
+        Images of each set in a minibatch that the denoiser learns from (the set encoder
+        reads all of them).
+    reference_mean, reference_std
+        Mean and standard deviation of each scaled pixel.
+    reference_components, reference_center
+        Principal axes ``(n_pixels, k)`` and centre of the scaled pixels.
+    w2_n_comps, mean_path
+        As in :class:`gde.module.SetModuleBase`.
+    **kwargs
+        Passed to :class:`gde.module.SetModuleBase` (set encoder, covariates, W2 term).
+    """
+
+    reference_leads_input = True
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        *,
+        n_batch: int = 1,
+        n_latent: int = 32,
+        n_features: int = 32,
+        featurizer_widths: Sequence[int] = (32, 64, 64),
+        pixel_range: tuple[float, float] = (0.0, 1.0),
+        channel_axis: bool = True,
+        base_channels: int = 32,
+        channel_mults: Sequence[int] = (1, 2, 2),
+        n_diffusion_steps: int = 400,
+        noise_schedule: Schedule = "cosine",
+        cond_dropout: float = 0.1,
+        n_decode: int = 16,
+        reference_mean: np.ndarray | None = None,
+        reference_std: np.ndarray | None = None,
+        reference_components: np.ndarray | None = None,
+        reference_center: np.ndarray | None = None,
+        w2_n_comps: int = 20,
+        mean_path: bool = True,
+        **kwargs,
+    ):
+        image_shape = tuple(int(s) for s in image_shape)
+        if len(image_shape) != 3:
+            raise ValueError(f"image_shape must be (C, H, W), got {image_shape}.")
+        low, high = (float(v) for v in pixel_range)
+        if not high > low:
+            raise ValueError(f"pixel_range must be (low, high), high > low; got {pixel_range}.")
+        n_pixels = int(np.prod(image_shape))
+        feature_mean = np.zeros(n_pixels + n_features)
+        feature_std = np.ones(n_pixels + n_features)
+        if reference_mean is not None:
+            feature_mean[:n_pixels] = reference_mean
+        if reference_std is not None:
+            feature_std[:n_pixels] = reference_std
+        super().__init__(
+            n_pixels + n_features,
+            n_batch=n_batch,
+            n_latent=n_latent,
+            data_kind="continuous",
+            correct_encoder_input=False,
+            feature_mean=feature_mean,
+            feature_std=feature_std,
+            reference_components=reference_components,
+            reference_center=reference_center,
+            n_reference=n_pixels,
+            w2_n_comps=w2_n_comps,
+            mean_path=mean_path,
+            **kwargs,
+        )
+        self.image_shape = image_shape
+        self.pixel_range = (low, high)
+        if not channel_axis and image_shape[0] != 1:
+            raise ValueError("Images without a channel axis have one channel.")
+        self.channel_axis = bool(channel_axis)
+        self.n_decode = int(n_decode)
+        self.featurizer = (
+            ImageFeaturizer(image_shape[0], n_features, featurizer_widths) if n_features else None
+        )
+        self.denoiser = ConditionalUNet(
+            image_shape[0],
+            n_latent + self.n_covariate_features,
+            base_channels=base_channels,
+            channel_mults=channel_mults,
+            cond_dropout=cond_dropout,
+        )
+        self.denoiser.check_shape(*image_shape[1:])
+        self.noise_schedule = NoiseSchedule(n_diffusion_steps, schedule=noise_schedule)
+
+    # ------------------------------------------------------------ features
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels in data units ``(..., C, H, W)`` to ``[-1, 1]`` (float)."""
+        x = x.to(device=self.feature_mean.device, dtype=torch.float32)
+        return scale_pixels(x, self.pixel_range)
+
+    def unscale(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`scale`."""
+        low, high = self.pixel_range
+        return (x + 1.0) * ((high - low) / 2.0) + low
+
+    def input_counts(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The images of a minibatch, ``(..., C, H, W)`` in data units."""
+        x = tensors[GDE_KEYS.X_KEY]
+        return x if self.channel_axis else x.unsqueeze(-3)
+
+    def transform(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+        """Images to set-encoder input: standardised pixels + learned features."""
+        images = self.scale(x)
+        n_ref = self.n_reference
+        pixels = images.flatten(-3)
+        ref = (pixels - self.feature_mean[:n_ref]) / self.feature_std[:n_ref]
+        if self.featurizer is None:
+            return ref
+        return torch.cat([ref, self.featurizer(images)], dim=-1)
+
+    def reference_input(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
+        """Scaled pixels ``(..., n_pixels)``: what the W2 space projects."""
+        return self.scale(x).flatten(-3)
+
+    # ------------------------------------------------------------ training
+    @auto_move_data
+    def inference(
+        self,
+        x: torch.Tensor,
+        batch_index: torch.Tensor,
+        cat_covs: torch.Tensor | None = None,
+        cont_covs: torch.Tensor | None = None,
+    ) -> dict:
+        """Encode sets of images ``(n_sets, set_size, ...)``."""
+        out = self._prepare(x, batch_index, cat_covs, cont_covs)
+        n_sets, set_size = x.shape[:2]
+        n_decode = min(self.n_decode, set_size)  # the sampler draws elements at random
+        z = out["z_set"].unsqueeze(1).expand(n_sets, n_decode, -1).reshape(-1, self.n_latent)
+
+        def decoded(t):  # (n_sets * set_size, k) -> (n_sets * n_decode, k)
+            return t.reshape(n_sets, set_size, -1)[:, :n_decode].reshape(n_sets * n_decode, -1)
+
+        cont = None if out["cont"] is None else decoded(out["cont"])
+        covariates = self.covariate_vector([decoded(c) for c in out["cats"]], cont)
+        out["condition"] = z if covariates is None else torch.cat([z, covariates], dim=-1)
+        out["target"] = self.scale(x[:, :n_decode]).reshape(-1, *self.image_shape)
+        return out
+
+    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
+        return {}
+
+    def generative(self) -> dict:
+        """Nothing beyond :meth:`inference`: the denoiser is scored in :meth:`loss`."""
+        return {}
+
+    def loss(
+        self,
+        tensors: dict[str, torch.Tensor],
+        inference_outputs: dict,
+        generative_outputs: dict,
+        kl_weight: float = 1.0,
+    ) -> LossOutput:
+        """Denoising loss per image (summed over pixels), plus the set terms."""
+        target, cond = inference_outputs["target"], inference_outputs["condition"]
+        generator = None
+        if not self.training:  # the same noise at every validation step
+            generator = torch.Generator(device=target.device).manual_seed(0)
+        schedule = self.noise_schedule
+        t = schedule.sample_timesteps(target.shape[0], target.device, generator)
+        noise = torch.randn(target.shape, device=target.device, generator=generator)
+        eps = self.denoiser(schedule.add_noise(target, noise, t), t, cond)
+        diffusion = (eps - noise).pow(2).flatten(1).sum(-1)
+        set_term, metrics = self.set_terms(
+            inference_outputs, kl_weight, tensors.get(GDE_KEYS.W2_TARGET_KEY)
+        )
+        return LossOutput(
+            loss=diffusion.mean() + set_term,
+            reconstruction_loss=diffusion,
+            kl_local=torch.zeros_like(diffusion),
+            extra_metrics=metrics,
+        )
+
+    # ---------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(
+        self,
+        z_set: torch.Tensor,
+        n_cells: int,
+        batch_index: torch.Tensor | None = None,
+        library: torch.Tensor | None = None,
+        cat_covs: torch.Tensor | None = None,
+        cont_covs: torch.Tensor | None = None,
+        n_steps: int | None = 50,
+        guidance_scale: float = 1.0,
+        eta: float = 0.0,
+    ) -> torch.Tensor:
+        """Draw ``n_cells`` images ``(n_sets * n_cells, C, H, W)`` per set embedding.
+
+        In data units (``pixel_range``), clipped to it. ``library`` is ignored (a count
+        model's argument); ``n_steps``: DDIM steps (``None``: ancestral sampling over all
+        diffusion steps); ``guidance_scale``: classifier-free guidance (1: none).
+        """
+        z_cells, _, cats, cont = self._generation_inputs(
+            z_set, n_cells, batch_index, cat_covs, cont_covs
+        )
+        covariates = self.covariate_vector(cats, cont)
+        cond = z_cells if covariates is None else torch.cat([z_cells, covariates], dim=-1)
+        x = self.noise_schedule.sample(
+            self.denoiser.sampler(cond, guidance_scale),
+            (cond.shape[0], *self.image_shape),
+            n_inference_steps=n_steps,
+            eta=eta,
+            device=cond.device,
+            clip_x0=1.0,
+        )
+        return self.unscale(x.clamp(-1.0, 1.0))
