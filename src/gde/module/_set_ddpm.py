@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -102,13 +101,6 @@ class SetDDPM(CellModelBase):
     #: Adam's ε for this module. The denoising loss has small gradients; scvi-tools'
     #: default ε = 0.01 damps them and slows diffusion training several-fold.
     default_adam_eps = 1e-8
-
-    def condition(
-        self, z_cells: torch.Tensor, cats: Sequence[torch.Tensor], cont: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Denoiser condition of each cell: its set embedding and covariates."""
-        covs = self.covariate_vector(cats, cont)
-        return z_cells if covs is None else torch.cat([z_cells, covs], dim=-1)
 
     @auto_move_data
     def inference(

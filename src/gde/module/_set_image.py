@@ -179,15 +179,7 @@ class SetImageModule(SetModuleBase):
         """Encode sets of images ``(n_sets, set_size, ...)``."""
         out = self._prepare(x, batch_index, cat_covs, cont_covs)
         n_sets, set_size = x.shape[:2]
-        n_decode = min(self.n_decode, set_size)  # the sampler draws elements at random
-        z = out["z_set"].unsqueeze(1).expand(n_sets, n_decode, -1).reshape(-1, self.n_latent)
-
-        def decoded(t):  # (n_sets * set_size, k) -> (n_sets * n_decode, k)
-            return t.reshape(n_sets, set_size, -1)[:, :n_decode].reshape(n_sets * n_decode, -1)
-
-        cont = None if out["cont"] is None else decoded(out["cont"])
-        covariates = self.covariate_vector([decoded(c) for c in out["cats"]], cont)
-        out["condition"] = z if covariates is None else torch.cat([z, covariates], dim=-1)
+        n_decode, out["condition"] = self.decoded_condition(out, n_sets, set_size)
         out["target"] = self.scale(x[:, :n_decode]).reshape(-1, *self.image_shape)
         return out
 
@@ -248,8 +240,7 @@ class SetImageModule(SetModuleBase):
         z_cells, _, cats, cont = self._generation_inputs(
             z_set, n_cells, batch_index, cat_covs, cont_covs
         )
-        covariates = self.covariate_vector(cats, cont)
-        cond = z_cells if covariates is None else torch.cat([z_cells, covariates], dim=-1)
+        cond = self.condition(z_cells, cats, cont)
         x = self.noise_schedule.sample(
             self.denoiser.sampler(cond, guidance_scale),
             (cond.shape[0], *self.image_shape),

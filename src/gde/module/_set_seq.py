@@ -187,17 +187,8 @@ class SetSeqModule(SetModuleBase):
         """Encode sets of token rows ``(n_sets, set_size, width)``."""
         out = self._prepare(x, batch_index, cat_covs, cont_covs)
         n_sets, set_size = x.shape[:2]
-        n_decode = min(self.n_decode, set_size)  # the sampler draws elements at random
-        decode = torch.arange(n_decode, device=x.device)
-        z = out["z_set"].unsqueeze(1).expand(n_sets, n_decode, -1).reshape(-1, self.n_latent)
-
-        def decoded(t):  # (n_sets * set_size, k) -> (n_sets * n_decode, k)
-            return t.reshape(n_sets, set_size, -1)[:, decode].reshape(n_sets * n_decode, -1)
-
-        cont = None if out["cont"] is None else decoded(out["cont"])
-        covariates = self.covariate_vector([decoded(c) for c in out["cats"]], cont)
-        out["condition"] = z if covariates is None else torch.cat([z, covariates], dim=-1)
-        out["decode_tokens"] = x[:, decode].reshape(n_sets * n_decode, -1)
+        n_decode, out["condition"] = self.decoded_condition(out, n_sets, set_size)
+        out["decode_tokens"] = x[:, :n_decode].reshape(n_sets * n_decode, -1)
         return out
 
     def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
@@ -247,8 +238,7 @@ class SetSeqModule(SetModuleBase):
         z_cells, _, cats, cont = self._generation_inputs(
             z_set, n_cells, batch_index, cat_covs, cont_covs
         )
-        covariates = self.covariate_vector(cats, cont)
-        condition = z_cells if covariates is None else torch.cat([z_cells, covariates], dim=-1)
+        condition = self.condition(z_cells, cats, cont)
         tokens = self.decoder.generate(
             condition, self.width, temperature, top_k, fixed_length=self.fixed_length
         )
