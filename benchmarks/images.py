@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import scvi
 import torch
+from default_training import train_default
 from sklearn.linear_model import LogisticRegression
 
 import gde
@@ -53,23 +54,7 @@ def _train(adata, max_steps: int | None, untrained=None, **model_kw):
     """Train with the default ``train()``; ``untrained``: AnnData to embed before training."""
     ImageGDEModel.setup_anndata(adata, set_key="set")
     model = ImageGDEModel(adata, **model_kw)
-    start_emb = None
-    if untrained is not None:  # the mean path's start, on purpose
-        model.is_trained_ = True
-        start_emb = model.get_distribution_embeddings(untrained, key_added=None)
-        model.is_trained_ = False
-    start = time.perf_counter()
-    model.train(max_steps=max_steps, enable_progress_bar=False)
-    seconds = time.perf_counter() - start
-    stop = model.history["stop"].iloc[-1]
-    steps = int(stop["steps"])
-    seen = steps * int(stop["n_sets_per_batch"]) * int(stop["set_size"])
-    info = {
-        "train_seconds": round(seconds, 1),
-        "steps": steps,
-        "stop": str(stop["reason"]),
-        "train_images_per_s": round(seen / seconds, 1),
-    }
+    info, start_emb = train_default(model, max_steps, "images", untrained)
     return model, info, start_emb
 
 

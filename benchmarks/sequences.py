@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import scvi
 import torch
+from default_training import train_default
 
 import gde
 from gde.seq import SeqGDEModel
@@ -56,25 +57,8 @@ def _train(
     """Train with the default ``train()``; ``untrained``: AnnData to embed before training."""
     SeqGDEModel.setup_anndata(adata, set_key=set_key, **setup)
     model = SeqGDEModel(adata)
-    start_emb = None
-    if untrained is not None:  # the mean path's start, on purpose
-        model.is_trained_ = True
-        start_emb = model.get_distribution_embeddings(untrained, key_added=None)
-        model.is_trained_ = False
-    start = time.perf_counter()
-    model.train(max_steps=max_steps, enable_progress_bar=False)
-    seconds = time.perf_counter() - start
-    stop = model.history["stop"].iloc[-1]
-    steps = int(stop["steps"])
-    seen = steps * int(stop["n_sets_per_batch"]) * int(stop["set_size"])
-    info = {
-        "train_seconds": round(seconds, 1),
-        "steps": steps,
-        "stop": str(stop["reason"]),
-        "train_sequences_per_s": round(seen / seconds, 1),
-        "untrained": start_emb,
-    }
-    return model, info
+    info, start_emb = train_default(model, max_steps, "sequences", untrained)
+    return model, {**info, "untrained": start_emb}
 
 
 def motif_family(name: str, factors, args) -> dict:

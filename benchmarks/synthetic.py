@@ -205,7 +205,8 @@ def train_gde(train, n_latent: int, steps: int, seed: int, **model_kw):
     scvi.settings.seed = seed
     adata = train.copy()
     gde.GDEModel.setup_anndata(adata, set_key="set")
-    model = gde.GDEModel(adata, decoder="cvae", likelihood="normal", n_latent=n_latent, **model_kw)
+    kw = {"decoder": "cvae", "likelihood": "normal", "n_latent": n_latent, **model_kw}
+    model = gde.GDEModel(adata, **kw)
     t0 = time.perf_counter()
     model.train(
         max_steps=steps,
@@ -343,6 +344,8 @@ def run_family(name: str, args) -> tuple[dict, dict]:
         print(f"[{name}] {label}: {row}", flush=True)
 
     for label, kw in {**METHODS, **spec.get("extra_methods", {})}.items():
+        if args.methods and label not in args.methods:
+            continue
         model, secs = train_gde(train, spec["n_latent"], args.steps, args.seed, **kw)
         emb = model.get_distribution_embeddings(test, key_added=None).loc[held]
         score(label, emb, gde_decode(model, emb), secs)
@@ -367,7 +370,7 @@ def run_family(name: str, args) -> tuple[dict, dict]:
         except ImportError as err:
             rows[WORMHOLE] = {"skipped": f"not installed ({err})"}
 
-    if name == "gaussian" and args.ablations:
+    if name == "gaussian" and args.ablations and {"gde", "sum-pooled encoder"} <= set(trained):
         models = {"mean": trained["gde"], "sum": trained["sum-pooled encoder"]}
         models["max"], _ = train_gde(
             train, spec["n_latent"], args.steps, args.seed, w2_weight=1.0, pooling="max"
@@ -387,6 +390,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--wormhole-steps", type=int, default=400)
     parser.add_argument("--no-wormhole", dest="wormhole", action="store_false")
     parser.add_argument("--no-ablations", dest="ablations", action="store_false")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="gde variants to train (default: all); with --merge, the others keep their "
+        "rows from the existing result file",
+    )
     parser.add_argument("--set-sizes", type=int, nargs="+", default=[10, 50, 100, 500])
     parser.add_argument("--n-rep", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -412,7 +422,7 @@ def main(argv=None) -> dict:
     kept = {}
     if args.merge and previous.exists():
         kept = carry_over(json.loads(previous.read_text()), args.families)
-        results.update({fam: entry for fam, entry in kept.items() if entry.get("earlier_run")})
+        results.update({fam: entry for fam, entry in kept.items() if fam not in args.families})
     args.out.mkdir(parents=True, exist_ok=True)
     for fam in args.families:
         rows, extras = run_counts(args) if fam == "counts" else run_family(fam, args)

@@ -23,9 +23,11 @@ FAMILY_TITLES = (
 def carry_over(earlier: dict, families_now: list[str]) -> dict:
     """What an earlier result file contributes to a run of ``families_now`` (``--merge``).
 
-    Families not run now are kept whole (marked ``earlier_run``); of those run now, the
-    parts this run does not redo: the set-size ablation, and Wormhole's row when it is not
-    installed (it does not depend on gde's settings: same data, same budget).
+    Families not run now are kept whole (their ``earlier_run`` mark, set on results from
+    before the current defaults, is kept as it is); of those run now, the
+    parts this run does not redo: the set-size ablation, and the rows (with their
+    scatter) of methods not run now (e.g. ``--methods gde``, or Wormhole when it is not
+    installed; Wormhole does not depend on gde's settings: same data, same budget).
     """
     families = [fam for fam, *_ in FAMILY_TITLES] + ["counts"]
     out = {}
@@ -34,23 +36,34 @@ def carry_over(earlier: dict, families_now: list[str]) -> dict:
             continue
         if fam not in families_now:
             out[fam] = {**entry, "config": entry.get("config", earlier["config"])}
-            out[fam]["earlier_run"] = True
+            out[fam]["earlier_run"] = bool(entry.get("earlier_run", False))
             continue
         out[fam] = {k: entry[k] for k in ("set_size_ablation",) if k in entry}
-        row = entry.get("methods", {}).get(WORMHOLE, {})
-        if "spearman_w2" in row:
-            out[fam]["wormhole"] = row
-            out[fam]["wormhole_scatter"] = entry.get("scatter", {}).get(WORMHOLE)
+        scatter = entry.get("scatter", {})
+        out[fam]["rows"] = {
+            label: (row, scatter.get(label))
+            for label, row in entry.get("methods", {}).items()
+            if "spearman_w2" in row and not label.endswith(EARLIER)
+        }
     return out
 
 
+EARLIER = " (earlier run)"
+
+
 def merge_family(rows: dict, extras: dict, kept: dict, config: dict) -> dict:
-    """One family's results from this run, completed with ``kept`` (see ``carry_over``)."""
-    if kept.get("wormhole") and "skipped" in rows.get(WORMHOLE, {}):
-        del rows[WORMHOLE]
-        rows[f"{WORMHOLE} (earlier run)"] = kept["wormhole"]
-        if kept.get("wormhole_scatter") and "scatter" in extras:
-            extras["scatter"][WORMHOLE] = kept["wormhole_scatter"]
+    """One family's results from this run, completed with ``kept`` (see ``carry_over``).
+
+    A method this run skipped or did not run keeps its earlier row, labelled
+    ``"<method> (earlier run)"``.
+    """
+    for label, (row, scatter) in kept.get("rows", {}).items():
+        if label in rows and "skipped" not in rows[label]:
+            continue
+        rows.pop(label, None)
+        rows[label + EARLIER] = row
+        if scatter is not None and "scatter" in extras:
+            extras["scatter"][label + EARLIER] = scatter
     out = {"methods": rows, **extras, "config": config}
     if "set_size_ablation" in kept and "set_size_ablation" not in extras:
         out["set_size_ablation"] = kept["set_size_ablation"]
@@ -97,6 +110,12 @@ def render(results: dict) -> str:
                 "",
                 "From an earlier run of this script, before the current defaults (mean path, "
                 "Adam eps 1e-8, step-based training); not re-run for this table.",
+            ]
+        if any(label.endswith(EARLIER) for label in rows):
+            lines += [
+                "",
+                f"Rows marked{EARLIER} are from an earlier run of this script, before the "
+                "current defaults; this run did not redo them.",
             ]
         paper = PAPER.get(fam)
         if paper:

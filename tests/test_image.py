@@ -174,8 +174,9 @@ def test_chunked_embedding_equals_one_shot(trained_image):
     small = model.get_distribution_embeddings(full.copy(), batch_size=7, key_added=None)
     whole = model.get_distribution_embeddings(full.copy(), batch_size=10**6, key_added=None)
     pd.testing.assert_frame_equal(small, whole, atol=1e-5, rtol=0)
-    # module.embed takes (n_sets, set_size, C, H, W)
+    # module.embed takes (n_sets, set_size, C, H, W) images, scaled as input_counts gives them
     images = torch.as_tensor(full[full.obs["set"] == "set_5"].obsm["X_image"])[None, :, None]
+    images = model.module.scale(images)
     with torch.no_grad():
         dense = model.module.embed(images, torch.zeros(1, images.shape[1], 1)).numpy()
     np.testing.assert_allclose(whole.loc["set_5"], dense[0], atol=1e-5)
@@ -222,6 +223,7 @@ def test_untrained_embedding_is_the_pixel_mean_pseudobulk():
     model = ImageGDEModel(adata, **SMALL)
     with torch.no_grad():
         images = torch.as_tensor(adata.obsm["X_image"])[:, None]  # (n, C, H, W)
+        images = model.module.scale(images)  # what input_counts gives module.embed
         sets = adata.obs["set"].cat.codes.to_numpy()
         rows = [np.flatnonzero(sets == s) for s in range(8)]
         z = torch.stack(

@@ -147,3 +147,45 @@ def principal_components(
     small = left(basis).T
     _, _, vt = np.linalg.svd(small, full_matrices=False)
     return mean, vt[:k].T
+
+
+def reference_rows(n: int, max_rows: int, seed: int, salt: int) -> np.ndarray:
+    """Sorted random rows (at most ``max_rows`` of ``n``) for reference statistics."""
+    rng = np.random.default_rng([seed, salt])
+    return np.sort(rng.choice(n, min(n, max_rows), replace=False))
+
+
+def reference_statistics(values: np.ndarray, n_comps: int, *, standardise: bool) -> dict:
+    """Mean, sd and principal axes of reference features, as the set modules take them.
+
+    Parameters
+    ----------
+    values
+        Reference elements × features (dense).
+    n_comps
+        Number of principal axes.
+    standardise
+        Find the axes of the standardised features (each feature divided by its sd) and
+        express them on the raw ones (``loadings / sd``), so that features on large scales
+        do not dominate; otherwise the axes of the raw features.
+
+    Returns
+    -------
+    ``reference_mean``, ``reference_std``, ``reference_components`` (``(n_features,
+    n_comps)``, applied to ``values - reference_center``) and ``reference_center``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    mean, std = values.mean(0), values.std(0)
+    std = np.where(std > 1e-6, std, 1.0)
+    if standardise:
+        _, loadings = pca((values - mean) / std, n_comps)
+        components = loadings / std[:, None]
+    else:
+        _, loadings = pca(values, n_comps)
+        components = loadings
+    return {
+        "reference_mean": mean,
+        "reference_std": std,
+        "reference_components": components,
+        "reference_center": mean,
+    }

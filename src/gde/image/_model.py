@@ -15,7 +15,7 @@ from scvi.data.fields import CategoricalObsField
 
 from gde._anndata_utils import check_obs_columns, check_set_column
 from gde._constants import GDE_KEYS
-from gde._pca import pca
+from gde._pca import reference_rows, reference_statistics
 from gde._quiet import quiet_backend
 from gde.data import SetObsField
 from gde.model import SetModelBase
@@ -105,8 +105,10 @@ class ImageGDEModel(SetModelBase):
         super().__init__(adata, w2_n_cells=w2_n_cells)
         info = registered_images(self.adata_manager, GDE_KEYS.X_KEY)
         images = self.adata_manager.get_from_registry(GDE_KEYS.X_KEY)
-        stats = _reference_statistics(
-            images, info["pixel_range"], max(w2_n_comps, n_latent), settings.seed or 0
+        rows = reference_rows(len(images), _N_REFERENCE, settings.seed or 0, salt=13)
+        pixels = scale_pixels(np.asarray(images[rows], dtype=np.float64), info["pixel_range"])
+        stats = reference_statistics(
+            pixels.reshape(len(rows), -1), max(w2_n_comps, n_latent), standardise=False
         )
         self.module = SetImageModule(
             info["image_shape"],
@@ -300,22 +302,3 @@ class ImageGDEModel(SetModelBase):
         return self._interpolate(
             set_a, set_b, n_points, n_images, adata, batch, seed, batch_size, options
         )
-
-
-def _reference_statistics(
-    images: np.ndarray, pixel_range: tuple[float, float], n_comps: int, seed: int
-) -> dict:
-    """Mean, sd and principal axes of the scaled pixels (``[-1, 1]``)."""
-    rng = np.random.default_rng([seed, 13])
-    rows = np.sort(rng.choice(len(images), min(len(images), _N_REFERENCE), replace=False))
-    pixels = scale_pixels(np.asarray(images[rows], dtype=np.float64), pixel_range)
-    pixels = pixels.reshape(len(rows), -1)
-    mean, std = pixels.mean(0), pixels.std(0)
-    std = np.where(std > 1e-6, std, 1.0)
-    _, loadings = pca(pixels, n_comps)
-    return {
-        "reference_mean": mean,
-        "reference_std": std,
-        "reference_components": loadings,
-        "reference_center": mean,
-    }

@@ -284,7 +284,7 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
         cat_covs: torch.Tensor | None = None,
         cont_covs: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Embed sets given as ``(n_sets, set_size, n_input)`` data."""
+        """Embed sets ``(n_sets, set_size, ...)`` of inputs as :meth:`input_counts` gives them."""
         cats, cont = self._encoder_covariates(self._split_cats(batch_index, cat_covs), cont_covs)
         out = self.set_encoder(self.transform(x, batch_index), cats, cont)
         return out[..., : self.n_latent]

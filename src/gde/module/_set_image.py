@@ -149,13 +149,16 @@ class SetImageModule(SetModuleBase):
         return (x + 1.0) * ((high - low) / 2.0) + low
 
     def input_counts(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The images of a minibatch, ``(..., C, H, W)`` in data units."""
+        """The images of a minibatch, ``(..., C, H, W)``, scaled once to ``[-1, 1]``.
+
+        Everything downstream (encoder input, W2 space, denoising target) takes these.
+        """
         x = tensors[GDE_KEYS.X_KEY]
-        return x if self.channel_axis else x.unsqueeze(-3)
+        return self.scale(x if self.channel_axis else x.unsqueeze(-3))
 
     def transform(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
-        """Images to set-encoder input: standardised pixels + learned features."""
-        images = self.scale(x)
+        """Scaled images to set-encoder input: standardised pixels + learned features."""
+        images = x.to(device=self.feature_mean.device, dtype=torch.float32)
         n_ref = self.n_reference
         pixels = images.flatten(-3)
         ref = (pixels - self.feature_mean[:n_ref]) / self.feature_std[:n_ref]
@@ -165,7 +168,7 @@ class SetImageModule(SetModuleBase):
 
     def reference_input(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         """Scaled pixels ``(..., n_pixels)``: what the W2 space projects."""
-        return self.scale(x).flatten(-3)
+        return x.flatten(-3)
 
     # ------------------------------------------------------------ training
     @auto_move_data
@@ -176,11 +179,11 @@ class SetImageModule(SetModuleBase):
         cat_covs: torch.Tensor | None = None,
         cont_covs: torch.Tensor | None = None,
     ) -> dict:
-        """Encode sets of images ``(n_sets, set_size, ...)``."""
+        """Encode sets of scaled images ``(n_sets, set_size, C, H, W)`` (:meth:`input_counts`)."""
         out = self._prepare(x, batch_index, cat_covs, cont_covs)
         n_sets, set_size = x.shape[:2]
         n_decode, out["condition"] = self.decoded_condition(out, n_sets, set_size)
-        out["target"] = self.scale(x[:, :n_decode]).reshape(-1, *self.image_shape)
+        out["target"] = x[:, :n_decode].reshape(-1, *self.image_shape)
         return out
 
     def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:

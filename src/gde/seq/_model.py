@@ -16,7 +16,7 @@ from scvi.data.fields import CategoricalObsField
 
 from gde._anndata_utils import check_obs_columns, check_set_column
 from gde._constants import GDE_KEYS
-from gde._pca import pca
+from gde._pca import reference_rows, reference_statistics
 from gde._quiet import quiet_backend
 from gde._sequences import Alphabet, tokens_to_reads
 from gde.data import SetObsField
@@ -121,8 +121,15 @@ class SeqGDEModel(SetModelBase):
         n_letters = len(alphabet.letters)
         kmer_ks = tuple(kmer_ks or default_kmer_ks(n_letters))
         tokens = self.adata_manager.get_from_registry(GDE_KEYS.X_KEY)
-        stats = _reference_statistics(
-            np.asarray(tokens), alphabet, kmer_ks, max(w2_n_comps, n_latent), settings.seed or 0
+        rows = reference_rows(len(tokens), _N_REFERENCE, settings.seed or 0, salt=11)
+        reference = reference_features(
+            torch.as_tensor(np.asarray(tokens)[rows]),
+            n_letters,
+            kmer_ks,
+            alphabet.fixed_length,
+        )
+        stats = reference_statistics(
+            reference.numpy(), max(w2_n_comps, n_latent), standardise=True
         )
         self.module = SetSeqModule(
             alphabet.n_tokens,
@@ -344,23 +351,3 @@ class SeqGDEModel(SetModelBase):
         return self._interpolate(
             set_a, set_b, n_points, n_sequences, adata, batch, seed, batch_size, options
         )
-
-
-def _reference_statistics(
-    tokens: np.ndarray, alphabet: Alphabet, kmer_ks: tuple[int, ...], n_comps: int, seed: int
-) -> dict:
-    """Mean, sd and principal axes (of the standardised values) of the reference features."""
-    rng = np.random.default_rng([seed, 11])
-    rows = np.sort(rng.choice(len(tokens), min(len(tokens), _N_REFERENCE), replace=False))
-    ref = reference_features(
-        torch.as_tensor(tokens[rows]), len(alphabet.letters), kmer_ks, alphabet.fixed_length
-    ).numpy()
-    mean, std = ref.mean(0), ref.std(0)
-    std = np.where(std > 1e-6, std, 1.0)
-    _, loadings = pca((ref - mean) / std, n_comps)
-    return {
-        "reference_mean": mean,
-        "reference_std": std,
-        "reference_components": loadings / std[:, None],
-        "reference_center": mean,
-    }

@@ -1,0 +1,44 @@
+"""A set model trained by its default ``train()``, timed: shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import time
+
+
+def train_default(model, max_steps: int | None, unit: str, untrained=None) -> tuple[dict, object]:
+    """Train ``model`` (set up, untrained) with ``train(max_steps=max_steps)``, timed.
+
+    Parameters
+    ----------
+    model
+        A gde set model built on its training AnnData.
+    max_steps
+        ``None`` for the default budget.
+    unit
+        What the set elements are (``"sequences"``, ``"images"``) for the throughput key.
+    untrained
+        AnnData to embed *before* training (the mean path's start), or ``None``.
+
+    Returns
+    -------
+    The training record (seconds, steps, why it stopped, elements per second) and the
+    untrained embedding (``None`` without ``untrained``).
+    """
+    start_emb = None
+    if untrained is not None:  # the embedding of the untrained model, on purpose
+        model.is_trained_ = True
+        start_emb = model.get_distribution_embeddings(untrained, key_added=None)
+        model.is_trained_ = False
+    start = time.perf_counter()
+    model.train(max_steps=max_steps, enable_progress_bar=False)
+    seconds = time.perf_counter() - start
+    stop = model.history["stop"].iloc[-1]
+    steps = int(stop["steps"])
+    seen = steps * int(stop["n_sets_per_batch"]) * int(stop["set_size"])
+    info = {
+        "train_seconds": round(seconds, 1),
+        "steps": steps,
+        "stop": str(stop["reason"]),
+        f"train_{unit}_per_s": round(seen / seconds, 1),
+    }
+    return info, start_emb
