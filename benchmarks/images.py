@@ -48,6 +48,7 @@ from gde._pca import pca, project
 from gde.image import ImageGDEModel
 
 DATA = {"digits": gde.datasets.digit_sets, "fashion-mnist": gde.datasets.fashion_mnist_sets}
+INFO_KEY = {"digits": "digit_sets", "fashion-mnist": "fashion_mnist_sets"}
 
 
 def _train(adata, max_steps: int | None, untrained=None, **model_kw):
@@ -93,7 +94,7 @@ def dataset(name: str, args) -> dict:
     if args.quick:
         kw["n_images_per_set"] = 40
     adata = DATA[name](**kw)
-    info = adata.uns[name.replace("-", "_") + "_sets"]
+    info = adata.uns[INFO_KEY[name]]
     truth, weights = info["distance"], info["weights"]
     held = info["sets"].index[info["sets"]["split"] == "held_out"]
     mask = np.isin(truth.index, held)
@@ -196,7 +197,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="benchmarks/results/images")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n_sets, args.n_generate, args.max_steps = 16, 20, args.max_steps or 20
+        args.n_sets, args.n_generate, args.max_steps = 24, 20, args.max_steps or 20
     warnings.filterwarnings("ignore")
     results = {
         "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
