@@ -134,16 +134,6 @@ class SetDDPM(CellModelBase):
             return {}
         return {"px": self.cell_likelihood(u, library, cats, cont), "pu": self.cell_prior(u)}
 
-    def diffusion_loss(
-        self, target: torch.Tensor, cond: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Per-cell denoising loss ``||ε - ε_θ(x_t, t, c)||²`` at random timesteps."""
-        t = self.noise_schedule.sample_timesteps(target.shape[0], target.device, generator)
-        noise = torch.randn(target.shape, device=target.device, generator=generator)
-        x_t = self.noise_schedule.add_noise(target, noise, t)
-        eps = self.denoiser(x_t, t, cond)
-        return ((eps - noise) ** 2).sum(-1)
-
     def loss(
         self,
         tensors: dict[str, torch.Tensor],
@@ -155,11 +145,9 @@ class SetDDPM(CellModelBase):
         cond = self.condition(
             inference_outputs["z_cells"], inference_outputs["cats"], inference_outputs["cont"]
         )
-        target = inference_outputs["target"]
-        generator = None
-        if not self.training:  # the same noise at every validation step
-            generator = torch.Generator(device=target.device).manual_seed(0)
-        diffusion = self.diffusion_loss(target, cond, generator)
+        diffusion = self.noise_schedule.denoising_loss(
+            self.denoiser, inference_outputs["target"], cond, fixed_noise=not self.training
+        )
         extra = {}
         if self.likelihood is None:
             loss = diffusion.mean()

@@ -201,24 +201,13 @@ class SetImageModule(SetModuleBase):
         kl_weight: float = 1.0,
     ) -> LossOutput:
         """Denoising loss per image (summed over pixels), plus the set terms."""
-        target, cond = inference_outputs["target"], inference_outputs["condition"]
-        generator = None
-        if not self.training:  # the same noise at every validation step
-            generator = torch.Generator(device=target.device).manual_seed(0)
-        schedule = self.noise_schedule
-        t = schedule.sample_timesteps(target.shape[0], target.device, generator)
-        noise = torch.randn(target.shape, device=target.device, generator=generator)
-        eps = self.denoiser(schedule.add_noise(target, noise, t), t, cond)
-        diffusion = (eps - noise).pow(2).flatten(1).sum(-1)
-        set_term, metrics = self.set_terms(
-            inference_outputs, kl_weight, tensors.get(GDE_KEYS.W2_TARGET_KEY)
+        diffusion = self.noise_schedule.denoising_loss(
+            self.denoiser,
+            inference_outputs["target"],
+            inference_outputs["condition"],
+            fixed_noise=not self.training,  # the same noise at every validation step
         )
-        return LossOutput(
-            loss=diffusion.mean() + set_term,
-            reconstruction_loss=diffusion,
-            kl_local=torch.zeros_like(diffusion),
-            extra_metrics=metrics,
-        )
+        return self.element_loss_output(diffusion, tensors, inference_outputs, kl_weight)
 
     # ---------------------------------------------------------- generation
     @torch.no_grad()

@@ -207,15 +207,7 @@ class SetSeqModule(SetModuleBase):
     ) -> LossOutput:
         """Negative log-likelihood per sequence (nats), plus the set terms."""
         nll = self.decoder.nll(inference_outputs["condition"], inference_outputs["decode_tokens"])
-        set_term, metrics = self.set_terms(
-            inference_outputs, kl_weight, tensors.get(GDE_KEYS.W2_TARGET_KEY)
-        )
-        return LossOutput(
-            loss=nll.mean() + set_term,
-            reconstruction_loss=nll,
-            kl_local=torch.zeros_like(nll),
-            extra_metrics=metrics,
-        )
+        return self.element_loss_output(nll, tensors, inference_outputs, kl_weight)
 
     # ---------------------------------------------------------- generation
     @torch.no_grad()

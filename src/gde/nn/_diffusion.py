@@ -100,6 +100,26 @@ class NoiseSchedule:
         ab = self._at(self.alphas_cumprod, t, x0)
         return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
 
+    def denoising_loss(
+        self,
+        denoiser: Callable,
+        x0: torch.Tensor,
+        cond: torch.Tensor,
+        fixed_noise: bool = False,
+    ) -> torch.Tensor:
+        """Per-element loss ``||ε - ε_θ(x_t, t, c)||²`` at random timesteps, ``(n,)``.
+
+        Summed over every axis but the first (features, or channels × pixels).
+        ``fixed_noise``: the same timesteps and noise at every call (validation).
+        """
+        generator = None
+        if fixed_noise:
+            generator = torch.Generator(device=x0.device).manual_seed(0)
+        t = self.sample_timesteps(x0.shape[0], x0.device, generator)
+        noise = torch.randn(x0.shape, device=x0.device, generator=generator)
+        eps = denoiser(self.add_noise(x0, noise, t), t, cond)
+        return (eps - noise).pow(2).flatten(1).sum(-1)
+
     def predict_x0(self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int):
         """Estimate of ``x_0`` from ``x_t`` and predicted noise."""
         ab = self._at(self.alphas_cumprod, t, x_t)
