@@ -163,7 +163,8 @@ def read_tokens(x, where: str) -> np.ndarray:
     if missing.all(axis=1).any():
         row = int(np.flatnonzero(missing.all(axis=1))[0])
         raise ValueError(f"{where}: read {row} has no call at any position; drop it.")
-    tokens = np.where(missing, FIRST_LETTER + 2, FIRST_LETTER + x.astype(np.int16))
+    calls = np.where(missing, 0, x).astype(np.int16)  # NaN never reaches the cast
+    tokens = np.where(missing, FIRST_LETTER + 2, FIRST_LETTER + calls)
     return tokens.astype(np.int16)
 
 
