@@ -33,7 +33,6 @@ import pandas as pd
 import scvi
 import torch
 from quality import SIM
-from scipy.stats import spearmanr
 from sequences import FAMILIES
 
 import gde
@@ -41,10 +40,7 @@ from gde.seq import SeqGDEModel
 
 
 def _held_spearman(w2: pd.DataFrame, truth: pd.DataFrame) -> float:
-    names = list(w2.index)
-    a, b = w2.loc[names, names].to_numpy(), truth.loc[names, names].to_numpy()
-    iu = np.triu_indices(len(names), 1)
-    return float(spearmanr(a[iu], b[iu])[0])
+    return gde.metrics.distance_spearman(w2, truth, precomputed=True)
 
 
 def simulator_seed(seed: int) -> dict:

@@ -1,6 +1,7 @@
 """Reconstruction metrics against closed forms, and the Gaussian-sets data set."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from anndata import AnnData
 from scipy import sparse
@@ -182,3 +183,20 @@ def test_gmm_sets_ground_truth():
     np.testing.assert_array_equal(again.X, adata.X)
     with pytest.raises(ValueError, match="n_components"):
         gde.datasets.gmm_sets(n_components=0)
+
+
+def test_distance_spearman_takes_precomputed_distances():
+    rng = np.random.default_rng(0)
+    emb = pd.DataFrame(rng.normal(size=(8, 3)), index=[f"s{i}" for i in range(8)])
+    truth = pd.DataFrame(
+        gde.metrics.pairwise_distances(emb) + rng.random((8, 8)) * 0.1,
+        index=emb.index,
+        columns=emb.index,
+    )
+    truth = (truth + truth.T) / 2
+    dist = pd.DataFrame(gde.metrics.pairwise_distances(emb), index=emb.index, columns=emb.index)
+    assert gde.metrics.distance_spearman(dist, truth, precomputed=True) == pytest.approx(
+        gde.metrics.distance_spearman(emb, truth)
+    )
+    with pytest.raises(ValueError, match="square"):
+        gde.metrics.distance_spearman(emb, truth, precomputed=True)

@@ -4,9 +4,21 @@ from ._quiet import ignore_import_noise
 
 ignore_import_noise()
 
-from . import data, datasets, image, metrics, module, nn, pl, seq, tl  # noqa: E402
+from . import data, datasets, image, metrics, module, nn, pl, pp, seq, tl  # noqa: E402
 from .model import GDEModel  # noqa: E402
 
 __version__ = "0.2.0.dev0"
 
-__all__ = ["GDEModel", "data", "datasets", "image", "metrics", "module", "nn", "pl", "seq", "tl"]
+__all__ = [
+    "GDEModel",
+    "data",
+    "datasets",
+    "image",
+    "metrics",
+    "module",
+    "nn",
+    "pl",
+    "pp",
+    "seq",
+    "tl",
+]

@@ -5,6 +5,8 @@ from ._equal_means import simulate_equal_mean_sets
 from ._gaussian import gaussian_sets, gmm_sets
 from ._images import class_mixture_sets, digit_sets, fashion_mnist_sets, load_fashion_mnist
 from ._motif import motif_sets
+from ._perturbation import simulate_perturbations
+from ._screen import read_perturbation_screen
 from ._shape import shape_sets
 from ._simulate import simulate_sets, true_w2
 from ._smf import smf_reads
@@ -20,8 +22,10 @@ __all__ = [
     "liu_covid",
     "load_fashion_mnist",
     "motif_sets",
+    "read_perturbation_screen",
     "shape_sets",
     "simulate_equal_mean_sets",
+    "simulate_perturbations",
     "simulate_sets",
     "smf_reads",
     "true_w2",

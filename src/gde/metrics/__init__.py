@@ -18,6 +18,13 @@ from ._geometry import (
 )
 from ._gmm import fit_gmm, gmm_w2_samples, gmm_w2_squared
 from ._images import class_proportion_error, class_proportions
+from ._perturbation import (
+    delta_pearson,
+    direction_accuracy,
+    perturbation_score_table,
+    perturbation_scores,
+    top_de_genes,
+)
 from ._samples import energy_distance, mmd, sinkhorn_divergence
 from ._sequences import (
     co_methylation,
@@ -33,6 +40,8 @@ __all__ = [
     "class_proportions",
     "co_methylation",
     "co_methylation_agreement",
+    "delta_pearson",
+    "direction_accuracy",
     "distance_spearman",
     "energy_distance",
     "exact_w2",
@@ -50,7 +59,10 @@ __all__ = [
     "nearest_same_label",
     "pairwise_distances",
     "per_set_agreement",
+    "perturbation_score_table",
+    "perturbation_scores",
     "position_rate_agreement",
     "same_label_auc",
     "sinkhorn_divergence",
+    "top_de_genes",
 ]

@@ -36,6 +36,7 @@ def distance_spearman(
     true_distances: pd.DataFrame | np.ndarray,
     pair_mask: np.ndarray | None = None,
     *,
+    precomputed: bool = False,
     min_pairs: int = MIN_PAIRS,
 ) -> float:
     """Spearman correlation between embedding distances and true distances over set pairs.
@@ -49,6 +50,9 @@ def distance_spearman(
         ``(n_sets, n_sets)`` ground-truth distances.
     pair_mask
         Optional boolean ``(n_sets, n_sets)`` matrix selecting the pairs to score.
+    precomputed
+        ``embeddings`` is already a ``(n_sets, n_sets)`` distance matrix (e.g. from
+        :func:`gde.tl.wasserstein_distances`).
     min_pairs
         Fewest pairs to report a correlation from (10: 5 sets); fewer raise a
         ``ValueError``, since a rank correlation over a handful of pairs is mostly noise.
@@ -59,7 +63,7 @@ def distance_spearman(
     """
     if isinstance(embeddings, pd.DataFrame) and isinstance(true_distances, pd.DataFrame):
         true_distances = true_distances.loc[embeddings.index, embeddings.index]
-    d_emb = _upper(pairwise_distances(embeddings), pair_mask)
+    d_emb = _upper(_set_distances(embeddings, precomputed), pair_mask)
     d_true = _upper(np.asarray(true_distances, dtype=np.float64), pair_mask)
     if len(d_emb) < min_pairs:
         raise ValueError(

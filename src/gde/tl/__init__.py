@@ -2,6 +2,12 @@
 
 from ._generated import generated_vs_real, generated_vs_real_summary
 from ._images import pixel_mean_embedding
+from ._perturbation import (
+    perturbation_baselines,
+    perturbation_design,
+    perturbation_means,
+    predict_perturbation_embeddings,
+)
 from ._pseudobulk import pseudobulk_embedding
 from ._sequences import kmer_embedding, position_rate_embedding
 from ._sets import set_dendrogram, set_distances
@@ -11,8 +17,12 @@ __all__ = [
     "generated_vs_real",
     "generated_vs_real_summary",
     "kmer_embedding",
+    "perturbation_baselines",
+    "perturbation_design",
+    "perturbation_means",
     "pixel_mean_embedding",
     "position_rate_embedding",
+    "predict_perturbation_embeddings",
     "pseudobulk_embedding",
     "set_dendrogram",
     "set_distances",

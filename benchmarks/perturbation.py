@@ -1,0 +1,281 @@
+"""Perturbation prediction: gde against the linear and additive baselines and scVI.
+
+Data: ``gde.datasets.simulate_perturbations`` (defaults: 1,000 genes, 40 single gene
+perturbations, 40 pairs, half of them sharing a program so that their effects saturate
+instead of adding; a quarter of the singles and of the pairs held out). Every method
+sees the training perturbations' cells and the gene feature table the simulator ships
+(a noisy projection of each gene's program effects, as gene embeddings would be).
+
+- **gde**: ``GDEModel`` trained with its default ``train()`` on the training sets (one set
+  per perturbation, control included); ``gde.tl.predict_perturbation_embeddings`` maps
+  features to embedding shifts (ridge); ``sample(embeddings=...)`` generates the cells.
+  As a check of the decoder alone, each held-out set is also embedded from its own real
+  cells and decoded (not a prediction: it sees the held-out cells).
+- **no change**, **training mean**, **additive**, **linear** (ridge from the same
+  features to mean expression): ``gde.tl.perturbation_baselines``; their cells are the
+  control cells shifted by the predicted change, in log1p expression.
+- **scVI latent shift** (scGen-style arithmetic): scVI trained on the training cells;
+  a ridge from the features to the shift of the mean latent from control; the control
+  cells' latents shifted by it and decoded (negative binomial counts).
+
+Scores on held-out perturbations (mean log1p expression per 10,000 counts): Pearson r of
+mean deltas against control over all genes and over the top-20 DE genes, R² (squared r,
+averaged over perturbations, the GDE paper's), MSE of means, direction of change on the
+top-20 DE genes, and the energy distance between predicted and real cells in the top 50
+principal components of the training cells (real-vs-real floor: two halves of the real
+cells), per kind: single, additive pair, non-additive pair.
+
+    python benchmarks/perturbation.py            # full run
+    python benchmarks/perturbation.py --quick    # minutes; every step runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scvi
+import torch
+from default_training import train_default
+from sklearn.linear_model import Ridge
+
+import gde
+from gde._anndata_utils import get_data, log_normalize, to_dense
+from gde._pca import pca, project
+
+KINDS = ("single", "additive", "non-additive")
+OWN = "gde from the set's own embedding (decoder check, not a prediction)"
+
+
+def _scvi_shift(train, held, features, args) -> tuple[dict, float]:
+    """Decoded cells of held-out perturbations by shifting control latents (scGen-style)."""
+    scvi.settings.seed = args.seed
+    adata = train.copy()
+    scvi.model.SCVI.setup_anndata(adata)
+    model = scvi.model.SCVI(adata)
+    start = time.perf_counter()
+    model.train(max_epochs=args.scvi_epochs, enable_progress_bar=False)
+    seconds = time.perf_counter() - start
+    z = pd.DataFrame(model.get_latent_representation(adata), index=adata.obs_names)
+    latent_means = z.groupby(adata.obs["perturbation"].astype(str).to_numpy()).mean()
+    design = gde.tl.perturbation_design(
+        list(latent_means.index) + list(held), control="control", features=features
+    )
+    trained = [p for p in latent_means.index if p != "control"]
+    shifts = latent_means.loc[trained].to_numpy() - latent_means.loc["control"].to_numpy()
+    ridge = Ridge(alpha=1.0).fit(design.loc[trained].to_numpy(), shifts)  # as gde.tl's
+    ctrl = adata[adata.obs["perturbation"] == "control"]
+    zc = torch.as_tensor(model.get_latent_representation(ctrl), dtype=torch.float32)
+    lib = torch.as_tensor(
+        np.log(np.asarray(get_data(ctrl).sum(1)).reshape(-1, 1)), dtype=torch.float32
+    )
+    batch = torch.zeros(len(zc), 1, dtype=torch.long)
+    out = {}
+    with torch.no_grad():
+        for p in held:
+            shift = torch.as_tensor(ridge.predict(design.loc[[p]].to_numpy())[0]).float()
+            gen = model.module.generative(z=zc + shift, library=lib, batch_index=batch)
+            out[p] = log_normalize(gen["px"].sample().numpy())
+    return out, seconds
+
+
+def _shifted_control(control_cells: np.ndarray, control_mean, predicted_mean) -> np.ndarray:
+    return control_cells + (np.asarray(predicted_mean) - np.asarray(control_mean))[None]
+
+
+def run(args) -> dict:
+    scvi.settings.seed = args.seed
+    kw = {"seed": args.seed}
+    if args.quick:
+        kw.update(
+            n_genes=300,
+            n_perturbed=16,
+            n_combinations=16,
+            n_cells_per_perturbation=60,
+            n_control_cells=200,
+        )
+    adata = gde.datasets.simulate_perturbations(**kw)
+    info = adata.uns["perturbation_simulation"]
+    features = info["features"]
+    obs = adata.obs
+    train = adata[obs["split"] == "train"].copy()
+    held = list(obs.loc[obs["split"] == "held_out", "perturbation"].astype(str).unique())
+    kind = obs.groupby("perturbation", observed=True)["kind"].first().astype(str)
+
+    # observed means and cells (log1p per 10k counts) of every perturbation
+    means = gde.tl.perturbation_means(adata, group_key="perturbation")
+    ctrl_mean = means.loc["control"].to_numpy()
+    x = to_dense(log_normalize(get_data(adata)))
+    labels = obs["perturbation"].astype(str).to_numpy()
+    basis = pca(x[np.asarray(obs["split"] == "train")], 50)
+    control_cells = x[labels == "control"]
+
+    predicted, cells, fits = {}, {}, {}
+    gde.GDEModel.setup_anndata(train, set_key="perturbation")
+    model = gde.GDEModel(train)
+    fits["gde"], _ = train_default(model, args.max_steps, "cells")
+    emb = gde.tl.predict_perturbation_embeddings(
+        model,
+        perturbation_key="perturbation",
+        control="control",
+        perturbations=held,
+        features=features,
+    )
+    # the decoder check: each held-out set embedded from its own real cells and decoded
+    own = model.get_distribution_embeddings(adata, sets=held, key_added=None)
+    for name, z in (("gde", emb), (OWN, own)):
+        start = time.perf_counter()
+        gen = model.sample(embeddings=z, n_cells=args.n_generate, seed=0)
+        fits["gde"][f"sample_seconds, {name}"] = round(time.perf_counter() - start, 1)
+        gx = to_dense(log_normalize(get_data(gen)))
+        glabels = gen.obs["perturbation"].astype(str).to_numpy()
+        cells[name] = {p: gx[glabels == p] for p in held}
+        predicted[name] = pd.DataFrame(
+            [cells[name][p].mean(0) for p in held], index=held, columns=means.columns
+        )
+    base = gde.tl.perturbation_baselines(
+        train,
+        perturbation_key="perturbation",
+        control="control",
+        perturbations=held,
+        features=features,
+    )
+    for name, table in base.items():
+        predicted[name] = table
+        cells[name] = {p: _shifted_control(control_cells, ctrl_mean, table.loc[p]) for p in held}
+    scvi_cells, scvi_seconds = _scvi_shift(train, held, features, args)
+    fits["scVI latent shift"] = {
+        "train_seconds": round(scvi_seconds, 1),
+        "epochs": args.scvi_epochs,
+    }
+    cells["scVI latent shift"] = scvi_cells
+    predicted["scVI latent shift"] = pd.DataFrame(
+        [scvi_cells[p].mean(0) for p in held], index=held, columns=means.columns
+    )
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in held:
+        real = x[labels == p]
+        order = rng.permutation(len(real))
+        half_a, half_b = real[order[: len(real) // 2]], real[order[len(real) // 2 :]]
+        floor = gde.metrics.energy_distance(project(half_a, *basis), project(half_b, *basis))
+        real_proj = project(real, *basis)
+        for method, table in predicted.items():
+            score = gde.metrics.perturbation_scores(table.loc[p], means.loc[p], ctrl_mean)
+            fake = cells[method][p]
+            fake = fake[rng.permutation(len(fake))[: args.n_generate]]
+            score["energy distance"] = gde.metrics.energy_distance(
+                project(fake, *basis), real_proj
+            )
+            score["energy floor"] = floor
+            rows.append({"perturbation": p, "kind": kind[p], "method": method, **score})
+    table = pd.DataFrame(rows)
+    true = info["true_delta"].abs()
+    singles = true.loc[[p for p in true.index if "+" not in p]]
+    effects = {
+        "share of genes with |true delta| > 0.5, median over singles": round(
+            float((singles > 0.5).mean(1).median()), 4
+        ),
+        "same, largest": round(float((singles > 0.5).mean(1).max()), 4),
+        "largest |true delta| per single, median": round(float(singles.max(1).median()), 3),
+    }
+    summary = table.drop(columns="perturbation").groupby(["kind", "method"]).mean()
+    return {
+        "data": {
+            k: (v if not isinstance(v, tuple) else list(v)) for k, v in info["params"].items()
+        },
+        "n_held_out": {k: int((kind[held] == k).sum()) for k in KINDS},
+        "effect sizes (log1p per 10k)": effects,
+        "fits": fits,
+        "summary": {f"{k} | {m}": r.round(4).to_dict() for (k, m), r in summary.iterrows()},
+        "per_perturbation": table.round(4).to_dict(orient="records"),
+    }
+
+
+SCORES = (
+    "pearson delta",
+    "pearson delta, top DEGs",
+    "r2 delta",
+    "mse",
+    "direction, top DEGs",
+    "energy distance",
+)
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "# Perturbation prediction: gde against linear, additive and scVI baselines",
+        "",
+        f"Device: {results['platform']}. Command: `{results['command']}`.",
+        "",
+        "Held-out perturbations of `simulate_perturbations` "
+        f"({', '.join(f'{n} {k}' for k, n in results['n_held_out'].items())}). Means and "
+        "deltas in log1p expression per 10,000 counts; top DEGs: the 20 genes with the "
+        "largest observed change; energy distance in the top 50 principal components of "
+        "the training cells (floor: two halves of the real cells).",
+        "",
+        "Effect sizes (true change of mean log1p expression, noise-free): "
+        + "; ".join(f"{k} {v}" for k, v in results["effect sizes (log1p per 10k)"].items())
+        + ".",
+        "",
+    ]
+    summary = results["summary"]
+    for k in KINDS:
+        keys = [key for key in summary if key.startswith(f"{k} | ")]
+        if not keys:
+            continue
+        floor = np.mean([summary[key]["energy floor"] for key in keys])
+        lines += [
+            f"## {k} perturbations (energy floor {floor:.3f})",
+            "",
+            "| method | " + " | ".join(SCORES) + " |",
+            "|---|" + "---|" * len(SCORES),
+        ]
+        for key in keys:
+            vals = " | ".join(f"{summary[key][s]:.3f}" for s in SCORES)
+            lines.append(f"| {key.split(' | ', 1)[1]} | {vals} |")
+        lines.append("")
+    fits = results["fits"]
+    g = fits["gde"]
+    lines.append(
+        f"gde: {g['steps']} steps in {g['train_seconds']:.0f} s ({g['stop']}); sampling "
+        f"{g['sample_seconds, gde']:.0f} s. scVI: {fits['scVI latent shift']['epochs']} epochs "
+        f"in {fits['scVI latent shift']['train_seconds']:.0f} s."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small run, every step runs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-generate", type=int, default=300)
+    parser.add_argument("--scvi-epochs", type=int, default=100)
+    parser.add_argument("--max-steps", type=int, default=None, help="default: train()'s own")
+    parser.add_argument("--out", default="benchmarks/results/perturbation")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_generate, args.scvi_epochs = 60, 2
+        args.max_steps = args.max_steps or 20
+    warnings.filterwarnings("ignore")
+    results = {
+        "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "command": "python benchmarks/perturbation.py" + (" --quick" if args.quick else ""),
+    }
+    results.update(run(args))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""Perturbation prediction: from perturbation features to set embeddings and expression.
+
+A perturbation's cells are a set. A linear map, fitted on the training perturbations,
+takes a perturbation's features (one-hot genes or compounds, combinations as sums, or a
+user's feature table) to the shift of its set embedding from the control set of the same
+context; the trained model's decoder turns a predicted embedding into cells. The same
+features feed the linear baselines, which predict mean expression directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from gde._anndata_utils import (
+    check_obs_columns,
+    get_data,
+    group_membership,
+    log_normalize,
+    set_codes,
+    to_dense,
+)
+from gde._perturbations import split_perturbations
+
+
+def perturbation_design(
+    labels: Sequence[str],
+    *,
+    control: str,
+    separator: str = "+",
+    features: pd.DataFrame | None = None,
+    vocabulary: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Feature rows of perturbations: one-hot or feature-table rows, summed over parts.
+
+    Parameters
+    ----------
+    labels
+        Perturbation labels.
+    control
+        The control label (a row of zeros).
+    separator
+        What joins the parts of a combination.
+    features
+        Table with one row per gene or compound (index: its name); ``None``: one-hot
+        over ``vocabulary``.
+    vocabulary
+        Names of the one-hot columns (default: every part of ``labels``).
+
+    Returns
+    -------
+    Labels × features.
+    """
+    parts = split_perturbations(labels, control=control, separator=separator)
+    if features is None:
+        names = (
+            list(vocabulary)
+            if vocabulary is not None
+            else sorted({q for p in parts.values() for q in p})
+        )
+        features = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
+    missing = sorted({q for p in parts.values() for q in p} - set(map(str, features.index)))
+    if missing:
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise KeyError(
+            f"{len(missing)} perturbed gene(s)/compound(s) have no row in the feature "
+            f"table: {shown}. Add rows for them (index = the name) or leave them out."
+        )
+    table = features.set_axis(features.index.astype(str)).astype(np.float64)
+    rows = [
+        table.loc[list(p)].sum(0).to_numpy() if p else np.zeros(table.shape[1])
+        for p in parts.values()
+    ]
+    return pd.DataFrame(np.array(rows), index=list(parts), columns=table.columns)
+
+
+def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float = 1.0):
+    """Ridge regression with an unpenalised intercept; returns ``(intercept, weights)``."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    mx, my = x.mean(0), y.mean(0)
+    xc = x - mx
+    w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - my))
+    return my - mx @ w, w
+
+
+def _groups(adata, group_key: str, perturbation_key: str, context_key: str | None):
+    """Per group (set): its perturbation and context; each must be one value per group."""
+    keys = {"perturbation": perturbation_key, "context": context_key}
+    keys = {k: v for k, v in keys.items() if v}
+    check_obs_columns(adata, [group_key, *keys.values()], "column")
+    obs = pd.DataFrame({k: adata.obs[v].astype(str).to_numpy() for k, v in keys.items()})
+    obs["group"] = adata.obs[group_key].astype(str).to_numpy()
+    counts = obs.groupby("group")[list(keys)].nunique()
+    mixed = counts.index[(counts > 1).any(axis=1)]
+    if len(mixed):
+        raise ValueError(
+            f"Set '{mixed[0]}' holds cells of several perturbations or contexts; each set "
+            f"must be one perturbation{' in one context' if context_key else ''} "
+            "(`gde.pp.make_sets` builds such sets from the two columns)."
+        )
+    table = obs.groupby("group").first()
+    if not context_key:
+        table["context"] = ""
+    return table
+
+
+def _shift_fit(values: pd.DataFrame, groups: pd.DataFrame, control: str, design, alpha):
+    """Fit ``value - control value of the same context`` on the design rows."""
+    ctrl = groups.index[groups["perturbation"] == control]
+    if not len(ctrl):
+        raise ValueError(
+            f"No control set: no set has perturbation '{control}'. Pass the control "
+            "label your data uses (`control=`)."
+        )
+    base = {groups.loc[s, "context"]: values.loc[s].to_numpy() for s in ctrl}
+    train = groups.index[groups["perturbation"] != control]
+    shifts = np.stack([values.loc[s].to_numpy() - base[groups.loc[s, "context"]] for s in train])
+    x = design.loc[groups.loc[train, "perturbation"]].to_numpy()
+    return base, ridge_fit(x, shifts, alpha)
+
+
+def _requests(perturbations, contexts, base: dict) -> list[tuple[str, str]]:
+    contexts = list(base) if contexts is None else [str(c) for c in contexts]
+    unknown = [c for c in contexts if c not in base]
+    if unknown:
+        raise ValueError(f"No control set in context(s) {unknown}; contexts: {list(base)}.")
+    return [(str(p), c) for c in contexts for p in perturbations]
+
+
+def _label(p: str, c: str) -> str:
+    return f"{p} | {c}" if c else p
+
+
+def predict_perturbation_embeddings(
+    model,
+    adata: AnnData | None = None,
+    *,
+    perturbation_key: str,
+    control: str,
+    perturbations: Sequence[str],
+    context_key: str | None = None,
+    contexts: Sequence[str] | None = None,
+    features: pd.DataFrame | None = None,
+    separator: str = "+",
+    alpha: float = 1.0,
+) -> pd.DataFrame:
+    """Predict the set embeddings of perturbations, seen or not, for ``model.sample``.
+
+    The sets of ``adata`` (the model's ``set_key``) must each be one perturbation (in one
+    context). Their embeddings, minus the embedding of the control set of the same
+    context, are regressed (ridge, intercept unpenalised) on the perturbations'
+    features; a prediction is the control embedding of the context asked for plus the
+    predicted shift. Combinations are the sums of their parts' features, so a pair of
+    genes each seen alone, or never seen but with feature rows, can be predicted.
+
+    Parameters
+    ----------
+    model
+        A trained :class:`gde.GDEModel` (or any set model).
+    adata
+        The training cells (default: the model's AnnData); held-out perturbations must
+        not be among its sets.
+    perturbation_key
+        ``obs`` column with each cell's perturbation label.
+    control
+        The control label.
+    perturbations
+        Labels to predict (single or combinations).
+    context_key, contexts
+        ``obs`` column of the cell context (cell line, cell type) and the contexts to
+        predict in (default: every context with a control set).
+    features
+        Feature table, one row per gene or compound; ``None``: one-hot over the parts
+        seen in training (an unseen part then adds nothing: the prediction falls back
+        to the average training shift).
+    separator
+        What joins the parts of a combination.
+    alpha
+        Ridge penalty.
+
+    Returns
+    -------
+    Predicted embeddings, one row per perturbation (``"label | context"`` with a
+    context), columns as :meth:`~gde.GDEModel.get_distribution_embeddings`; pass them to
+    ``model.sample(embeddings=...)``.
+    """
+    adata = model.adata if adata is None else adata
+    groups = _groups(adata, model.set_key, perturbation_key, context_key)
+    emb = model.get_distribution_embeddings(adata, key_added=None)
+    _, design = _design(groups, perturbations, control, separator, features)
+    base, (intercept, w) = _shift_fit(emb.loc[groups.index], groups, control, design, alpha)
+    requests = _requests(perturbations, contexts, base)
+    z = [base[c] + intercept + design.loc[p].to_numpy() @ w for p, c in requests]
+    return pd.DataFrame(
+        np.array(z), index=[_label(p, c) for p, c in requests], columns=emb.columns
+    )
+
+
+def _design(groups, perturbations, control, separator, features):
+    """Parts and design rows of the training groups' and the requested perturbations."""
+    labels = list(groups["perturbation"].unique()) + [str(p) for p in perturbations]
+    parts = split_perturbations(labels, control=control, separator=separator)
+    if features is None:
+        seen = sorted({q for p in groups["perturbation"] for q in parts[p]})
+        features = _one_hot_with_unseen(seen, parts)
+    design = perturbation_design(labels, control=control, separator=separator, features=features)
+    return parts, design
+
+
+def _one_hot_with_unseen(vocab: list[str], parts: dict) -> pd.DataFrame:
+    """One-hot over ``vocab``; parts outside it get a row of zeros."""
+    names = vocab + sorted({q for p in parts.values() for q in p} - set(vocab))
+    table = np.zeros((len(names), len(vocab)))
+    table[np.arange(len(vocab)), np.arange(len(vocab))] = 1.0
+    return pd.DataFrame(table, index=names, columns=vocab)
+
+
+def perturbation_means(
+    adata: AnnData, *, group_key: str, layer: str | None = None, target_sum: float = 1e4
+) -> pd.DataFrame:
+    """Mean log1p expression (counts scaled to ``target_sum``) of each group, groups × genes."""
+    codes, names = set_codes(adata.obs[group_key])
+    x = log_normalize(get_data(adata, layer), target_sum)
+    member = group_membership(codes, len(names))
+    sums = to_dense(member @ x)
+    sizes = np.asarray(member.sum(1)).reshape(-1, 1)
+    return pd.DataFrame(sums / sizes, index=names, columns=adata.var_names.astype(str))
+
+
+def perturbation_baselines(
+    adata: AnnData,
+    *,
+    perturbation_key: str,
+    control: str,
+    perturbations: Sequence[str],
+    context_key: str | None = None,
+    contexts: Sequence[str] | None = None,
+    features: pd.DataFrame | None = None,
+    separator: str = "+",
+    alpha: float = 1.0,
+    layer: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The simple baselines' predicted mean expression for perturbations.
+
+    All work on mean log1p expression per 10,000 counts (:func:`perturbation_means`) of
+    the training cells in ``adata``, per context:
+
+    - ``"no change"``: the control's mean;
+    - ``"training mean"``: control plus the average shift of the training perturbations;
+    - ``"additive"``: control plus the sum of the observed shifts of a combination's
+      parts (a part never seen alone adds nothing; for a single perturbation not seen,
+      this is ``"no change"``);
+    - ``"linear"``: control plus a ridge regression of the shifts on the same features
+      as :func:`predict_perturbation_embeddings` (one-hot by default).
+
+    Parameters
+    ----------
+    adata, perturbation_key, control, perturbations, context_key, contexts, features
+        As in :func:`predict_perturbation_embeddings`; the sets are the perturbation (×
+        context) groups of ``adata``.
+    separator, alpha
+        As in :func:`predict_perturbation_embeddings`.
+    layer
+        Layer with the counts (default ``X``).
+
+    Returns
+    -------
+    Baseline name to a perturbations × genes table (rows labelled as the embeddings).
+    """
+    key = perturbation_key
+    if context_key:
+        check_obs_columns(adata, [perturbation_key, context_key], "column")
+        adata = adata.copy()
+        key = "_gde_group"
+        adata.obs[key] = (
+            adata.obs[perturbation_key].astype(str) + " | " + adata.obs[context_key].astype(str)
+        )
+    groups = _groups(adata, key, perturbation_key, context_key)
+    means = perturbation_means(adata, group_key=key, layer=layer).loc[groups.index]
+    parts, design = _design(groups, perturbations, control, separator, features)
+    base, (intercept, w) = _shift_fit(means, groups, control, design, alpha)
+    requests = _requests(perturbations, contexts, base)
+    single = {}
+    for s in groups.index:
+        p, c = groups.loc[s, "perturbation"], groups.loc[s, "context"]
+        if len(parts[p]) == 1:
+            single[(parts[p][0], c)] = means.loc[s].to_numpy() - base[c]
+    train_shift = np.mean(
+        [
+            means.loc[s].to_numpy() - base[groups.loc[s, "context"]]
+            for s in groups.index
+            if groups.loc[s, "perturbation"] != control
+        ],
+        axis=0,
+    )
+    zero = np.zeros(means.shape[1])
+    out = {"no change": [], "training mean": [], "additive": [], "linear": []}
+    for p, c in requests:
+        out["no change"].append(base[c])
+        out["training mean"].append(base[c] + train_shift)
+        out["additive"].append(base[c] + sum((single.get((q, c), zero) for q in parts[p]), zero))
+        out["linear"].append(base[c] + intercept + design.loc[p].to_numpy() @ w)
+    index = [_label(p, c) for p, c in requests]
+    return {
+        k: pd.DataFrame(np.array(v), index=index, columns=means.columns) for k, v in out.items()
+    }
