@@ -118,7 +118,7 @@ def simulate_perturbations(
     non-additive), ``obs['split']`` (train, held_out) and ``obs['state']``;
     ``uns['perturbation_simulation']`` with ``'features'`` (perturbed gene × feature),
     ``'true_delta'`` (perturbation × gene: the true change of mean log1p expression per
-    10,000 counts against control, from 2,000 cells per group before count noise) and
+    10,000 counts against control, from 5,000 cells per group before count noise) and
     ``'params'``.
 
     Examples
@@ -190,7 +190,7 @@ def simulate_perturbations(
         noise = rng.normal(0.0, 0.15, (n, n_programs))
         return base + states[state] + (h + noise) @ loadings + own, state
 
-    def mean_log1p(members, n=2000):
+    def mean_log1p(members, n=5000):
         lr, _ = log_rates(members, n)
         prop = np.exp(lr - lr.max(1, keepdims=True))
         prop /= prop.sum(1, keepdims=True)
