@@ -1,8 +1,11 @@
-"""A set model trained by its default ``train()``, timed: shared by the benchmark scripts."""
+"""Shared by the benchmark scripts: a set model trained by its default ``train()``, timed,
+and the results written."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 
 def train_default(model, max_steps: int | None, unit: str, untrained=None) -> tuple[dict, object]:
@@ -42,3 +45,12 @@ def train_default(model, max_steps: int | None, unit: str, untrained=None) -> tu
         f"train_{unit}_per_s": round(seen / seconds, 1),
     }
     return info, start_emb
+
+
+def write_results(results: dict, out: str, markdown) -> None:
+    """Write ``results`` to ``out.json`` and ``markdown(results)`` to ``out.md``; print it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))

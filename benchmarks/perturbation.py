@@ -32,17 +32,15 @@ cells), per kind: single, additive pair, non-additive pair.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scvi
 import torch
-from default_training import train_default
+from default_training import train_default, write_results
 from sklearn.linear_model import Ridge
 
 import gde
@@ -270,11 +268,7 @@ def main(argv=None) -> None:
         "command": "python benchmarks/perturbation.py" + (" --quick" if args.quick else ""),
     }
     results.update(run(args))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(results, args.out, markdown)
 
 
 if __name__ == "__main__":

@@ -33,13 +33,12 @@ import json
 import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scvi
 import torch
-from default_training import train_default
+from default_training import train_default, write_results
 
 import gde
 from gde.seq import SeqGDEModel
@@ -221,11 +220,7 @@ def main(argv=None) -> None:
     if not args.no_methylation:
         results["methylation"] = methylation(args)
         print("methylation", json.dumps(results["methylation"]), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(results, args.out, markdown)
 
 
 if __name__ == "__main__":

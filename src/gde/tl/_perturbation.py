@@ -86,14 +86,21 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float = 1.0):
     return my - mx @ w, w
 
 
-def _groups(adata, group_key: str, perturbation_key: str, context_key: str | None):
-    """Per group (set): its perturbation and context; each must be one value per group."""
+def _groups(obs: pd.DataFrame, labels, perturbation_key: str, context_key: str | None):
+    """Per group (set): its perturbation and context; each must be one value per group.
+
+    ``labels``: each cell's group (set) label.
+    """
     keys = {"perturbation": perturbation_key, "context": context_key}
     keys = {k: v for k, v in keys.items() if v}
-    check_obs_columns(adata, [group_key, *keys.values()], "column")
-    obs = pd.DataFrame({k: adata.obs[v].astype(str).to_numpy() for k, v in keys.items()})
-    obs["group"] = adata.obs[group_key].astype(str).to_numpy()
-    counts = obs.groupby("group")[list(keys)].nunique()
+    for key in keys.values():
+        if key not in obs.columns:
+            raise KeyError(f"'{key}' is not a column of adata.obs.")
+        if obs[key].isna().any():
+            raise ValueError(f"adata.obs['{key}'] has missing values; fill or drop them.")
+    table = pd.DataFrame({k: obs[v].astype(str).to_numpy() for k, v in keys.items()})
+    table["group"] = np.asarray(labels).astype(str)
+    counts = table.groupby("group")[list(keys)].nunique()
     mixed = counts.index[(counts > 1).any(axis=1)]
     if len(mixed):
         raise ValueError(
@@ -101,14 +108,14 @@ def _groups(adata, group_key: str, perturbation_key: str, context_key: str | Non
             f"must be one perturbation{' in one context' if context_key else ''} "
             "(`gde.pp.make_sets` builds such sets from the two columns)."
         )
-    table = obs.groupby("group").first()
+    table = table.groupby("group").first()
     if not context_key:
         table["context"] = ""
     return table
 
 
-def _shift_fit(values: pd.DataFrame, groups: pd.DataFrame, control: str, design, alpha):
-    """Fit ``value - control value of the same context`` on the design rows."""
+def _shifts(values: pd.DataFrame, groups: pd.DataFrame, control: str):
+    """Control value per context, and each other group's value minus its context's."""
     ctrl = groups.index[groups["perturbation"] == control]
     if not len(ctrl):
         raise ValueError(
@@ -118,8 +125,12 @@ def _shift_fit(values: pd.DataFrame, groups: pd.DataFrame, control: str, design,
     base = {groups.loc[s, "context"]: values.loc[s].to_numpy() for s in ctrl}
     train = groups.index[groups["perturbation"] != control]
     shifts = np.stack([values.loc[s].to_numpy() - base[groups.loc[s, "context"]] for s in train])
-    x = design.loc[groups.loc[train, "perturbation"]].to_numpy()
-    return base, ridge_fit(x, shifts, alpha)
+    return base, pd.DataFrame(shifts, index=train, columns=values.columns)
+
+
+def _ridge_on_shifts(shifts: pd.DataFrame, groups: pd.DataFrame, design, alpha):
+    x = design.loc[groups.loc[shifts.index, "perturbation"]].to_numpy()
+    return ridge_fit(x, shifts.to_numpy(), alpha)
 
 
 def _requests(perturbations, contexts, base: dict) -> list[tuple[str, str]]:
@@ -188,10 +199,13 @@ def predict_perturbation_embeddings(
     ``model.sample(embeddings=...)``.
     """
     adata = model.adata if adata is None else adata
-    groups = _groups(adata, model.set_key, perturbation_key, context_key)
+    if model.set_key not in adata.obs.columns:
+        raise KeyError(f"The model's set_key '{model.set_key}' is not a column of adata.obs.")
+    groups = _groups(adata.obs, adata.obs[model.set_key], perturbation_key, context_key)
     emb = model.get_distribution_embeddings(adata, key_added=None)
     _, design = _design(groups, perturbations, control, separator, features)
-    base, (intercept, w) = _shift_fit(emb.loc[groups.index], groups, control, design, alpha)
+    base, shifts = _shifts(emb.loc[groups.index], groups, control)
+    intercept, w = _ridge_on_shifts(shifts, groups, design, alpha)
     requests = _requests(perturbations, contexts, base)
     z = [base[c] + intercept + design.loc[p].to_numpy() @ w for p, c in requests]
     return pd.DataFrame(
@@ -222,7 +236,12 @@ def perturbation_means(
     adata: AnnData, *, group_key: str, layer: str | None = None, target_sum: float = 1e4
 ) -> pd.DataFrame:
     """Mean log1p expression (counts scaled to ``target_sum``) of each group, groups × genes."""
-    codes, names = set_codes(adata.obs[group_key])
+    check_obs_columns(adata, [group_key], "group_key")
+    return _group_means(adata, adata.obs[group_key], layer, target_sum)
+
+
+def _group_means(adata, labels, layer=None, target_sum: float = 1e4) -> pd.DataFrame:
+    codes, names = set_codes(labels)
     x = log_normalize(get_data(adata, layer), target_sum)
     member = group_membership(codes, len(names))
     sums = to_dense(member @ x)
@@ -270,32 +289,22 @@ def perturbation_baselines(
     -------
     Baseline name to a perturbations × genes table (rows labelled as the embeddings).
     """
-    key = perturbation_key
+    check_obs_columns(adata, [k for k in (perturbation_key, context_key) if k], "column")
+    labels = adata.obs[perturbation_key].astype(str)
     if context_key:
-        check_obs_columns(adata, [perturbation_key, context_key], "column")
-        adata = adata.copy()
-        key = "_gde_group"
-        adata.obs[key] = (
-            adata.obs[perturbation_key].astype(str) + " | " + adata.obs[context_key].astype(str)
-        )
-    groups = _groups(adata, key, perturbation_key, context_key)
-    means = perturbation_means(adata, group_key=key, layer=layer).loc[groups.index]
+        labels = labels + " | " + adata.obs[context_key].astype(str)
+    groups = _groups(adata.obs, labels, perturbation_key, context_key)
+    means = _group_means(adata, labels, layer).loc[groups.index]
     parts, design = _design(groups, perturbations, control, separator, features)
-    base, (intercept, w) = _shift_fit(means, groups, control, design, alpha)
+    base, shifts = _shifts(means, groups, control)
+    intercept, w = _ridge_on_shifts(shifts, groups, design, alpha)
     requests = _requests(perturbations, contexts, base)
-    single = {}
-    for s in groups.index:
-        p, c = groups.loc[s, "perturbation"], groups.loc[s, "context"]
-        if len(parts[p]) == 1:
-            single[(parts[p][0], c)] = means.loc[s].to_numpy() - base[c]
-    train_shift = np.mean(
-        [
-            means.loc[s].to_numpy() - base[groups.loc[s, "context"]]
-            for s in groups.index
-            if groups.loc[s, "perturbation"] != control
-        ],
-        axis=0,
-    )
+    single = {
+        (parts[p][0], groups.loc[s, "context"]): shifts.loc[s].to_numpy()
+        for s, p in groups.loc[shifts.index, "perturbation"].items()
+        if len(parts[p]) == 1
+    }
+    train_shift = shifts.to_numpy().mean(0)
     zero = np.zeros(means.shape[1])
     out = {"no change": [], "training mean": [], "additive": [], "linear": []}
     for p, c in requests:
