@@ -166,3 +166,33 @@ def test_stopping_at_the_cap_while_improving_warns():
     with pytest.warns(UserWarning, match="still improving"):
         model.train(max_steps=20, steps_per_epoch=5, **kw)
     assert "still improving" in model.history["stop"].iloc[0]["reason"]
+
+
+def test_training_runs_in_training_mode_after_an_embedding():
+    """Embedding sets the module to eval mode; a later train() must not train in it.
+
+    In eval mode the diffusion decoders draw the same fixed noise at every step and
+    memorise it instead of learning to denoise.
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    class Mode(Callback):
+        seen: list = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.seen.append(pl_module.module.training)
+
+    scvi.settings.seed = 0
+    adata = small_sets(n_sets=8, n_genes=30)
+    gde.GDEModel.setup_anndata(adata, set_key="set")
+    model = gde.GDEModel(adata, n_latent=4, decoder="ddpm")
+    model.is_trained_ = True
+    model.get_distribution_embeddings(key_added=None)
+    assert not model.module.training
+    model.is_trained_ = False
+    mode = Mode()
+    model.train(**{**TRAIN_KW, "callbacks": [mode]})
+    assert mode.seen and all(mode.seen)
+    model.get_distribution_embeddings(key_added=None)
+    model.train(**{**TRAIN_KW, "callbacks": [mode]})  # continued training, too
+    assert all(mode.seen)

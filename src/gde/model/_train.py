@@ -192,6 +192,9 @@ class SetTrainingMixin:
             self.validation_sets_ = splitter.validation_sets
             self.excluded_sets_ = splitter.excluded_sets
             previous = len((self.history_ or {}).get(monitor, ())) if self.is_trained_ else 0
+            # embedding leaves the module in eval mode, and Lightning keeps the mode it
+            # finds: train in training mode (fresh noise, dropout, sampled W2 pairs)
+            self.module.train()
             runner()
         if not isinstance(self.history_, dict):  # a logger other than scvi-tools' own
             self.history_ = {}
