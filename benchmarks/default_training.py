@@ -4,6 +4,7 @@ and the results written."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def train_default(model, max_steps: int | None, unit: str, untrained=None) -> tu
         f"train_{unit}_per_s": round(seen / seconds, 1),
     }
     return info, start_emb
+
+
+def command(script: str, argv=None) -> str:
+    """The command line that reproduces a run (without ``--out``), for its results file."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--out" in args:
+        i = args.index("--out")
+        del args[i : i + 2]
+    return " ".join(["python", script, *args])
 
 
 def write_results(results: dict, out: str, markdown) -> None:

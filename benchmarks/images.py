@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import scvi
 import torch
-from default_training import train_default, write_results
+from default_training import command, train_default, write_results
 from sklearn.linear_model import LogisticRegression
 
 import gde
@@ -213,7 +213,7 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore")
     results = {
         "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
-        "command": "python benchmarks/images.py" + (" --quick" if args.quick else ""),
+        "command": command("benchmarks/images.py", argv),
         "data": {},
     }
     for name in args.data:

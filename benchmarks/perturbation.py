@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import scvi
 import torch
-from default_training import train_default, write_results
+from default_training import command, train_default, write_results
 from sklearn.linear_model import Ridge
 
 import gde
@@ -265,7 +265,7 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore")
     results = {
         "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
-        "command": "python benchmarks/perturbation.py" + (" --quick" if args.quick else ""),
+        "command": command("benchmarks/perturbation.py", argv),
     }
     results.update(run(args))
     write_results(results, args.out, markdown)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import scvi
 import torch
-from default_training import train_default, write_results
+from default_training import command, train_default, write_results
 
 import gde
 from gde.seq import SeqGDEModel
@@ -211,7 +211,7 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore")
     results = {
         "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
-        "command": "python benchmarks/sequences.py" + (" --quick" if args.quick else ""),
+        "command": command("benchmarks/sequences.py", argv),
         "motif": {},
     }
     for name in args.families:

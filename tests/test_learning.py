@@ -177,7 +177,8 @@ def test_training_runs_in_training_mode_after_an_embedding():
     from lightning.pytorch.callbacks import Callback
 
     class Mode(Callback):
-        seen: list = []
+        def __init__(self):
+            self.seen = []
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             self.seen.append(pl_module.module.training)

@@ -4,6 +4,7 @@ from ._covid import liu_covid
 from ._equal_means import simulate_equal_mean_sets
 from ._gaussian import gaussian_sets, gmm_sets
 from ._images import class_mixture_sets, digit_sets, fashion_mnist_sets, load_fashion_mnist
+from ._lineage import larry_clone_fates, read_lineage, simulate_lineage
 from ._motif import motif_sets
 from ._perturbation import simulate_perturbations
 from ._screen import read_perturbation_screen
@@ -19,12 +20,15 @@ __all__ = [
     "fashion_mnist_sets",
     "gaussian_sets",
     "gmm_sets",
+    "larry_clone_fates",
     "liu_covid",
     "load_fashion_mnist",
     "motif_sets",
+    "read_lineage",
     "read_perturbation_screen",
     "shape_sets",
     "simulate_equal_mean_sets",
+    "simulate_lineage",
     "simulate_perturbations",
     "simulate_sets",
     "smf_reads",

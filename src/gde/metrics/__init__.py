@@ -18,6 +18,7 @@ from ._geometry import (
 )
 from ._gmm import fit_gmm, gmm_w2_samples, gmm_w2_squared
 from ._images import class_proportion_error, class_proportions
+from ._information import ksg_mutual_information, mutual_information_test
 from ._perturbation import (
     delta_pearson,
     direction_accuracy,
@@ -52,10 +53,12 @@ __all__ = [
     "gmm_w2_samples",
     "gmm_w2_squared",
     "kmer_spectrum_distance",
+    "ksg_mutual_information",
     "length_distance",
     "mean_variance_agreement",
     "mmd",
     "moment_error",
+    "mutual_information_test",
     "nearest_same_label",
     "pairwise_distances",
     "per_set_agreement",

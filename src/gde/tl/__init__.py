@@ -2,6 +2,7 @@
 
 from ._generated import generated_vs_real, generated_vs_real_summary
 from ._images import pixel_mean_embedding
+from ._lineage import clone_information
 from ._perturbation import (
     perturbation_baselines,
     perturbation_design,
@@ -14,6 +15,7 @@ from ._sets import set_dendrogram, set_distances
 from ._wasserstein import wasserstein_distances
 
 __all__ = [
+    "clone_information",
     "generated_vs_real",
     "generated_vs_real_summary",
     "kmer_embedding",
