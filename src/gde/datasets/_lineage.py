@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ._counts import nb_counts
+
 #: the four most frequent fates of LARRY's in-vitro clones (84 % of their late cells)
 LARRY_FATES = ("Neutrophil", "Undifferentiated", "Monocyte", "Baso")
 _LARRY_FILE = "_data/LARRY.in_vitro.d2_fate_biases.csv"
@@ -176,10 +178,7 @@ def simulate_lineage(
         rows = np.arange(n)[:, None]
         lr[rows, prog["early"][fate]] += (1 - tau / 2) * primed[:, None] * early_lfc[fate]
         lr[rows, prog["late"][fate]] += tau * late_lfc[fate]
-        prop = np.exp(lr - lr.max(1, keepdims=True))
-        prop /= prop.sum(1, keepdims=True)
-        mu = prop * (library_size * np.exp(rng.normal(0.0, 0.3, n)))[:, None]
-        blocks.append(sparse.csr_matrix(rng.poisson(rng.gamma(gene_theta, mu / gene_theta))))
+        blocks.append(sparse.csr_matrix(nb_counts(lr, library_size, 0.3, gene_theta, rng)))
         obs.append(
             pd.DataFrame(
                 {

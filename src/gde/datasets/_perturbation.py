@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ._counts import nb_counts, row_proportions
+
 CONTROL = "control"
 
 
@@ -192,17 +194,12 @@ def simulate_perturbations(
 
     def mean_log1p(members, n=5000):
         lr, _ = log_rates(members, n)
-        prop = np.exp(lr - lr.max(1, keepdims=True))
-        prop /= prop.sum(1, keepdims=True)
-        return np.log1p(prop * 1e4).mean(0)
+        return np.log1p(row_proportions(lr) * 1e4).mean(0)
 
     blocks, obs = [], []
     for label, members, kind, split, n in groups:
         lr, state = log_rates(members, n)
-        prop = np.exp(lr - lr.max(1, keepdims=True))
-        prop /= prop.sum(1, keepdims=True)
-        mu = prop * (library_size * np.exp(rng.normal(0.0, 0.25, n)))[:, None]
-        counts = rng.poisson(rng.gamma(gene_theta, mu / gene_theta)).astype(np.float32)
+        counts = nb_counts(lr, library_size, 0.25, gene_theta, rng).astype(np.float32)
         blocks.append(sparse.csr_matrix(counts))
         obs.append(
             pd.DataFrame(
