@@ -85,7 +85,7 @@ def test_sharding_gives_each_rank_disjoint_sets(shuffle):
             sets,
             set_size=5,
             n_sets_per_batch=2,
-            n_batches=4,
+            n_batches=2,
             shuffle=shuffle,
             num_replicas=2,
             rank=rank,
@@ -152,3 +152,19 @@ def test_split_follows_scvi_seed(adata):
 
     assert trained_sets(3) == trained_sets(3)
     assert any(trained_sets(s) != trained_sets(3) for s in (4, 5, 6))
+
+
+def test_validation_pads_so_every_rank_scores_as_many_sets():
+    sets = _sets([10] * 5)
+    owner = np.concatenate([np.full(10, i) for i in range(5)])
+    seen = []
+    for rank in (0, 1):
+        s = SetBatchSampler(
+            sets, set_size=5, n_sets_per_batch=2, shuffle=False, num_replicas=2, rank=rank
+        )
+        batches = list(s)
+        assert len(batches) == len(s) == 2
+        scored = np.concatenate([owner[b.reshape(-1, 5)[:, 0]] for b in batches])
+        assert len(scored) == 3  # 5 sets over 2 processes: one repeated
+        seen.append(scored)
+    assert set(np.concatenate(seen)) == set(range(5))

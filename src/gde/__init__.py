@@ -5,6 +5,7 @@ from ._quiet import ignore_import_noise
 ignore_import_noise()
 
 from . import data, datasets, image, metrics, module, nn, pl, pp, seq, tl  # noqa: E402
+from ._io import read_lazy  # noqa: E402
 from .model import GDEModel  # noqa: E402
 
 __version__ = "0.2.0.dev0"
@@ -19,6 +20,7 @@ __all__ = [
     "nn",
     "pl",
     "pp",
+    "read_lazy",
     "seq",
     "tl",
 ]

@@ -219,6 +219,22 @@ def check_counts(x, where: str, likelihood: str) -> None:
             )
 
 
+def check_backed_view(adata: AnnData) -> None:
+    """Raise on a subset (view) of an AnnData opened backed: it cannot be registered.
+
+    Registering a view copies it, and a backed view can only be copied into memory or
+    to a new file: say how to do either.
+    """
+    if getattr(adata, "isbacked", False) and adata.is_view:
+        raise ValueError(
+            "This AnnData is a subset (view) of a file opened backed. Registering it needs "
+            "a copy, which would read the whole subset into memory. Write the subset to its "
+            "own file and open that one, `adata[mask].copy(filename='subset.h5ad')` then "
+            "`gde.read_lazy('subset.h5ad')`, or, if it fits in memory, use "
+            "`adata[mask].to_memory()`."
+        )
+
+
 def check_set_column(adata: AnnData, set_key: str) -> None:
     """Raise if ``adata.obs[set_key]`` is missing or has missing labels."""
     if set_key is None:

@@ -9,6 +9,16 @@ import numpy as np
 from gde._anndata_utils import check_counts, check_finite, is_count_matrix, negative_integers
 from gde.nn import COUNT_LIKELIHOODS
 
+from ._backed import iter_row_chunks
+
+
+def _refuse_empty_cells(n_empty: int) -> None:
+    if n_empty:
+        raise ValueError(
+            f"{n_empty} cells have no counts at all. Remove them before setup, e.g. "
+            "`sc.pp.filter_cells(adata, min_counts=1)`."
+        )
+
 
 def resolve_likelihood(
     x, likelihood: str | None, decoder: str, where: str, warn_if_guessed: bool = True
@@ -45,13 +55,7 @@ def resolve_likelihood(
             )
     if likelihood in COUNT_LIKELIHOODS:
         check_counts(x, where, likelihood)
-        totals = np.asarray(x.sum(axis=1)).ravel()
-        n_empty = int((totals <= 0).sum())
-        if n_empty:
-            raise ValueError(
-                f"{n_empty} cells have no counts at all. Remove them before setup, e.g. "
-                "`sc.pp.filter_cells(adata, min_counts=1)`."
-            )
+        _refuse_empty_cells(int((np.asarray(x.sum(axis=1)).ravel() <= 0).sum()))
     elif likelihood == "normal":
         if is_counts:
             model = "a diffusion model on the raw values" if decoder == "ddpm" else "a Gaussian"
@@ -71,3 +75,19 @@ def resolve_likelihood(
             f"likelihood must be 'nb', 'zinb', 'poisson' or 'normal', got {likelihood!r}."
         )
     return likelihood
+
+
+def scan_values(x, likelihood: str | None, where: str) -> None:
+    """Check every row of ``x`` for ``likelihood``, one block of rows at a time.
+
+    The checks of :func:`resolve_likelihood` once the likelihood is known (finite values;
+    for counts, non-negative integers and no empty cell), for a matrix that stays on disk
+    and is never read whole.
+    """
+    n_empty = 0
+    for _, block in iter_row_chunks(x):
+        check_finite(block, where)
+        if likelihood in COUNT_LIKELIHOODS:
+            check_counts(block, where, likelihood)
+            n_empty += int((np.asarray(block.sum(axis=1)).ravel() <= 0).sum())
+    _refuse_empty_cells(n_empty)

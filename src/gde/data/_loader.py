@@ -9,6 +9,7 @@ import torch
 from scvi.data import AnnDataManager
 from torch.utils.data import BatchSampler, DataLoader
 
+from ._backed import OrderedReads
 from ._sampler import SetBatchSampler
 
 
@@ -34,7 +35,9 @@ class SetDataLoader(DataLoader):
         data_and_attributes: list[str] | dict | None = None,
         **kwargs,
     ):
-        dataset = adata_manager.create_torch_dataset(data_and_attributes=data_and_attributes)
+        dataset = OrderedReads(
+            adata_manager.create_torch_dataset(data_and_attributes=data_and_attributes)
+        )
         kwargs.pop("batch_size", None)
         kwargs.pop("shuffle", None)
         # the sampler yields whole minibatches: one __getitem__ call slices them at once
@@ -58,7 +61,9 @@ def iter_cell_chunks(
     ``positions`` are the positions of the chunk's cells within ``indices``; tensors are
     shaped ``(chunk, ...)``. Only one chunk is held in memory at a time.
     """
-    dataset = adata_manager.create_torch_dataset(data_and_attributes=data_and_attributes)
+    dataset = OrderedReads(
+        adata_manager.create_torch_dataset(data_and_attributes=data_and_attributes)
+    )
     order = np.argsort(indices, kind="stable")  # row order reads CSR data contiguously
     sorted_indices = np.asarray(indices)[order]
     sampler = BatchSampler(range(len(sorted_indices)), batch_size=chunk_size, drop_last=False)

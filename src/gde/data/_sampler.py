@@ -32,8 +32,9 @@ class SetBatchSampler(Sampler[np.ndarray]):
     n_sets_per_batch
         Sets per minibatch.
     n_batches
-        Minibatches per epoch over all processes. Defaults to as many as it takes to draw
-        every cell once on average.
+        Minibatches per epoch drawn by each process (so one epoch is ``n_batches``
+        optimiser steps however many processes train). Defaults to as many as it takes
+        to draw every cell once on average.
     shuffle
         If ``True`` (training), sets are visited in a new random order each epoch, cycling
         through random permutations so that every set is drawn equally often, and cells
@@ -44,7 +45,9 @@ class SetBatchSampler(Sampler[np.ndarray]):
     num_replicas, rank
         Number of processes and the rank of this one, for distributed training. By default
         read from :mod:`torch.distributed` when it is initialised, else ``1`` and ``0``.
-        Each process receives a disjoint share of the sets drawn in an epoch.
+        At each step the processes draw disjoint sets: together they draw
+        ``num_replicas * n_sets_per_batch`` sets, in the order one process drawing
+        batches that many times larger would.
     """
 
     def __init__(
@@ -100,18 +103,19 @@ class SetBatchSampler(Sampler[np.ndarray]):
         return rng.choice(cells, size=self.set_size, replace=replace)
 
     def _train_batches(self, num_replicas: int, rank: int) -> list[tuple[int, np.ndarray]]:
-        per_rank = int(np.ceil(self.n_batches / num_replicas))
-        n_draws = per_rank * num_replicas * self.n_sets_per_batch
+        n_draws = self.n_batches * num_replicas * self.n_sets_per_batch
         order_rng = np.random.default_rng([self.seed, self.epoch])
         n_perms = int(np.ceil(n_draws / self.n_sets))
         # (n_perms * n_sets,): sets in epoch order, each set equally often
         order = np.concatenate([order_rng.permutation(self.n_sets) for _ in range(n_perms)])
-        # (per_rank * num_replicas, n_sets_per_batch): global batches, dealt out round-robin
+        # (n_batches * num_replicas, n_sets_per_batch): global batches, dealt out round-robin
         batches = order[:n_draws].reshape(-1, self.n_sets_per_batch)
         return [(g, batches[g]) for g in range(rank, batches.shape[0], num_replicas)]
 
     def _validation_batches(self, num_replicas: int, rank: int) -> list[tuple[int, np.ndarray]]:
-        mine = np.arange(rank, self.n_sets, num_replicas)
+        per_rank = int(np.ceil(self.n_sets / num_replicas))
+        # pad by repeating the first sets, so that every process scores as many sets
+        mine = np.resize(np.arange(self.n_sets), per_rank * num_replicas)[rank::num_replicas]
         return [
             (g, mine[start : start + self.n_sets_per_batch])
             for g, start in enumerate(range(0, len(mine), self.n_sets_per_batch))
@@ -130,8 +134,8 @@ class SetBatchSampler(Sampler[np.ndarray]):
             yield np.concatenate([self._draw_cells(s, rng) for s in set_ids])
 
     def __len__(self) -> int:
-        num_replicas, rank = self._replicas()
+        num_replicas, _ = self._replicas()
         if self.shuffle:
-            return int(np.ceil(self.n_batches / num_replicas))
-        n_mine = len(range(rank, self.n_sets, num_replicas))
-        return int(np.ceil(n_mine / self.n_sets_per_batch))
+            return self.n_batches
+        per_rank = int(np.ceil(self.n_sets / num_replicas))
+        return int(np.ceil(per_rank / self.n_sets_per_batch))

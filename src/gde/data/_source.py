@@ -21,6 +21,8 @@ from scipy import sparse
 from gde._anndata_utils import data_location, get_data
 from gde._constants import GDE_KEYS
 
+from ._backed import read_rows
+
 ROLES = ("rna_layer", "protein_layer")
 
 
@@ -43,7 +45,7 @@ class LayerSource:
     def values(self, adata: AnnData, rows: np.ndarray | None = None):
         """The values of all cells, or of the cells at ``rows``."""
         x = get_data(adata, layer=self.layer)
-        return x if rows is None else x[rows]
+        return x if rows is None else read_rows(x, rows)
 
     def feature_names(self, manager) -> pd.Index:
         """Names of the modelled features."""
@@ -146,7 +148,7 @@ class MuDataSource:
     def values(self, mdata, rows: np.ndarray | None = None):
         blocks = [get_data(mdata[self._mod(r)], layer=self._layer(r)) for r in ROLES]
         if rows is not None:
-            blocks = [block[rows] for block in blocks]
+            blocks = [read_rows(block, rows) for block in blocks]
         return sparse.hstack([sparse.csr_matrix(b) for b in blocks], format="csr")
 
     def feature_names(self, manager) -> pd.Index:

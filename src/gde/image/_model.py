@@ -13,7 +13,7 @@ from scvi import settings
 from scvi.data import AnnDataManager
 from scvi.data.fields import CategoricalObsField
 
-from gde._anndata_utils import check_obs_columns, check_set_column
+from gde._anndata_utils import check_backed_view, check_obs_columns, check_set_column
 from gde._constants import GDE_KEYS
 from gde._pca import reference_rows, reference_statistics
 from gde._quiet import quiet_backend
@@ -173,6 +173,7 @@ class ImageGDEModel(SetModelBase):
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
+        check_backed_view(adata)
         check_set_column(adata, set_key)
         check_obs_columns(adata, [batch_key] if batch_key else None, "batch_key")
         setup_method_args = cls._get_setup_method_args(**locals())

@@ -22,10 +22,17 @@ from scvi.data._constants import _SCVI_UUID_KEY, _SETUP_ARGS_KEY
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from gde._anndata_utils import check_finite, check_set_column, set_codes
+from gde._anndata_utils import check_backed_view, check_finite, check_set_column, set_codes
 from gde._constants import GDE_KEYS
 from gde._quiet import quiet_backend
-from gde.data import DataSource, SetDataSplitter, data_source, iter_cell_chunks
+from gde.data import (
+    DataSource,
+    SetDataSplitter,
+    data_source,
+    is_on_disk,
+    iter_cell_chunks,
+    iter_row_chunks,
+)
 
 from ._generation import GenerationMixin
 from ._sets import SetAnalysisMixin
@@ -79,10 +86,13 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
         """Checks on an object other than the training one, before registering it."""
         source = self._source
         source.check_features(adata, self.adata_manager)
+        check_backed_view(adata)
         check_set_column(adata, self.set_key)
         x = source.values(adata)
-        check_finite(x, source.location)
-        self._check_values(x)
+        # a matrix on disk is checked one block of rows at a time, never read whole
+        for _, block in iter_row_chunks(x) if is_on_disk(x) else [(0, x)]:
+            check_finite(block, source.location)
+            self._check_values(block)
 
     def _check_values(self, x) -> None:
         """Checks on the values of an object to embed or generate from; override."""

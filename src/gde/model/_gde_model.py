@@ -23,6 +23,7 @@ from scvi.data.fields import (
 )
 
 from gde._anndata_utils import (
+    check_backed_view,
     check_counts,
     check_finite,
     check_obs_columns,
@@ -32,7 +33,16 @@ from gde._anndata_utils import (
 )
 from gde._constants import GDE_KEYS
 from gde._quiet import quiet_backend
-from gde.data import SetObsField, cell_statistics, mudata_location, resolve_likelihood
+from gde.data import (
+    SetObsField,
+    cell_statistics,
+    is_on_disk,
+    mudata_location,
+    read_rows,
+    resolve_likelihood,
+    scan_values,
+    stats_rows,
+)
 from gde.module import SetCVAE, SetDDPM
 from gde.nn import COUNT_LIKELIHOODS
 
@@ -159,6 +169,11 @@ class GDEModel(SetModelBase):
             raise ValueError(f"decoder must be 'cvae' or 'ddpm', got {decoder!r}.")
         source = self._source
         x = source.values(adata)
+        batch_codes = self.adata_manager.get_from_registry(GDE_KEYS.BATCH_KEY)
+        on_disk = is_on_disk(x)
+        if on_disk:  # backed: statistics from a sample of cells, never the whole matrix
+            rows = stats_rows(adata.n_obs, seed=settings.seed or 0)
+            x, batch_codes = read_rows(x, rows), batch_codes[rows]
         likelihood = resolve_likelihood(
             x,
             likelihood,
@@ -167,6 +182,8 @@ class GDEModel(SetModelBase):
             warn_if_guessed=self._setup_args.get("obsm_key") is None,
         )
         is_counts = likelihood in COUNT_LIKELIHOODS
+        if on_disk:  # every cell checked all the same, one block at a time
+            scan_values(source.values(adata), likelihood, source.location)
 
         n_batch = self.summary_stats.n_batch
         n_cats_per_cov = None
@@ -174,7 +191,6 @@ class GDEModel(SetModelBase):
             cat_state = self.adata_manager.get_state_registry(GDE_KEYS.CAT_COVS_KEY)
             n_cats_per_cov = cat_state.n_cats_per_key
         n_cont = self.summary_stats.get("n_extra_continuous_covs", 0)
-        batch_codes = self.adata_manager.get_from_registry(GDE_KEYS.BATCH_KEY)
         sizes = source.modality_sizes
         if sizes is not None and not is_counts:
             raise ValueError("setup_mudata models counts: use a count likelihood (e.g. 'nb').")
@@ -288,6 +304,7 @@ class GDEModel(SetModelBase):
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
+        check_backed_view(adata)
         check_set_column(adata, set_key)
         x = get_data(adata, layer=layer, obsm_key=obsm_key)
         check_finite(x, data_location(layer, obsm_key))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -10,7 +11,7 @@ from scvi import settings
 
 from gde._constants import GDE_KEYS
 from gde._quiet import quiet_backend
-from gde.data import SetDataSplitter
+from gde.data import OrderedReads, SetDataSplitter
 from gde.nn import PairwiseW2
 
 from ._budget import (
@@ -90,6 +91,15 @@ class SetTrainingMixin:
             Sets with fewer cells are left out of training, with a warning naming them.
         accelerator, devices
             As in :class:`lightning.pytorch.Trainer` (``"auto"`` picks a GPU if present).
+            With ``strategy="ddp"`` (a keyword of ``trainer_kwargs``) and ``devices=N``,
+            N processes train together: at each step each draws ``n_sets_per_batch``
+            sets of its own (together the sets one process would draw with minibatches
+            N times larger) and their gradients are averaged; the validation sets are
+            dealt out among them and their losses averaged, so early stopping decides
+            the same everywhere. Each process runs the whole script, so write files
+            only ``if model.trainer.is_global_zero``; in Jupyter, use
+            ``strategy="ddp_notebook"``. On CPU the processes talk through gloo; more
+            processes than cores, or than training sets, are refused.
         early_stopping
             Stop when the validation loss stops improving (needs validation sets): when
             over ``early_stopping_patience`` steps it improved by less than a tenth of
@@ -105,7 +115,8 @@ class SetTrainingMixin:
         datasplitter_kwargs
             Passed to :class:`gde.data.SetDataSplitter` (e.g. ``num_workers``).
         **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer`.
+            Passed to :class:`scvi.train.Trainer`, e.g. ``strategy="ddp"``,
+            ``precision="bf16-mixed"`` (mixed precision on a GPU), ``callbacks=[...]``.
         """
         if set_size is None:
             set_size = self._default_set_size
@@ -188,22 +199,37 @@ class SetTrainingMixin:
                 early_stopping=False,  # ConvergenceStopping above
                 **trainer_kwargs,
             )
+            _check_processes(runner, n_train_sets)
+            if "pin_memory" not in (datasplitter_kwargs or {}):
+                # page-locked host memory makes the copies to a GPU faster
+                splitter.pin_memory = runner.accelerator in ("gpu", "cuda")
             self.train_sets_ = splitter.train_sets
             self.validation_sets_ = splitter.validation_sets
             self.excluded_sets_ = splitter.excluded_sets
             previous = len((self.history_ or {}).get(monitor, ())) if self.is_trained_ else 0
+            previous_epochs = (
+                len((self.history_ or {}).get("train_loss", ())) if self.is_trained_ else 0
+            )
             # embedding leaves the module in eval mode, and Lightning keeps the mode it
             # finds: train in training mode (fresh noise, dropout, sampled W2 pairs)
             self.module.train()
             runner()
         if not isinstance(self.history_, dict):  # a logger other than scvi-tools' own
             self.history_ = {}
+        steps_run = int(self.trainer.global_step)
+        early_stopped = stopper is not None and stopper.stopped_epoch > 0
+        if getattr(self.trainer.strategy, "_start_method", None) in ("spawn", "fork"):
+            # the worker processes trained and sent back their weights and logs, not the
+            # trainer's step count nor the callbacks: count the steps from the logs
+            epochs = len(self.history_.get("train_loss", ())) - previous_epochs
+            steps_run = min(int(trainer_kwargs["max_steps"]), epochs * steps_per_epoch)
+            early_stopped = stopper is not None and steps_run < trainer_kwargs["max_steps"]
         self.history_["stop"] = stop_record(
             self.history_,
-            steps_run=int(self.trainer.global_step),
+            steps_run=steps_run,
             max_steps=int(trainer_kwargs["max_steps"]),
             steps_per_epoch=steps_per_epoch,
-            early_stopped=stopper is not None and stopper.stopped_epoch > 0,
+            early_stopped=early_stopped,
             patience_steps=early_stopping_patience if has_validation else None,
             monitor=monitor,
             first_epoch=previous,
@@ -223,7 +249,7 @@ class SetTrainingMixin:
         n_points = self._w2_n_cells
         rng = np.random.default_rng([seed, 7])
         keys = [k for k in self.adata_manager.data_registry if k != GDE_KEYS.SET_KEY]
-        dataset = self.adata_manager.create_torch_dataset(data_and_attributes=keys)
+        dataset = OrderedReads(self.adata_manager.create_torch_dataset(data_and_attributes=keys))
         clouds = {}
         for code in np.concatenate([splitter.split.train, splitter.split.validation]):
             cells = splitter.set_cells[code]
@@ -231,3 +257,20 @@ class SetTrainingMixin:
             tensors = {k: torch.as_tensor(v) for k, v in dataset[rows].items()}
             clouds[int(code)] = self.module.w2_points(tensors).cpu()
         return PairwiseW2(clouds, solver=self.module.w2_solver)
+
+
+def _check_processes(runner, n_train_sets: int) -> None:
+    """Refuse more processes than CPU cores, or than training sets, before any work."""
+    trainer = runner.trainer
+    n_cpus = os.cpu_count() or 1
+    if runner.accelerator == "cpu" and trainer.num_devices > n_cpus:
+        raise ValueError(
+            f"`devices={trainer.num_devices}` asks for {trainer.num_devices} CPU processes, "
+            f"but this machine has {n_cpus} cores. Pass `devices` at most {n_cpus}."
+        )
+    if trainer.world_size > n_train_sets:
+        raise ValueError(
+            f"{trainer.world_size} processes would share {n_train_sets} training set(s): "
+            "each process needs at least one set per step. Use at most "
+            f"`devices={n_train_sets}` (times the number of nodes), or train on more sets."
+        )

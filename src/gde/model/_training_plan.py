@@ -57,6 +57,32 @@ class GDETrainingPlan(TrainingPlan):
             )
         return loss
 
+    def compute_and_log_metrics(self, loss_output, metrics, mode):
+        """scvi-tools' metrics, with the module's extra metrics logged outside inference mode.
+
+        scvi-tools logs extra metrics under :func:`torch.inference_mode`, so Lightning
+        creates their accumulators as inference tensors and cannot reduce them across
+        processes in distributed training.
+        """
+        extra, loss_output.extra_metrics = loss_output.extra_metrics, {}
+        try:
+            super().compute_and_log_metrics(loss_output, metrics, mode)
+        finally:
+            loss_output.extra_metrics = extra
+        for key, value in extra.items():
+            if isinstance(value, torch.Tensor):
+                if value.dim() > 0:
+                    continue  # scvi-tools logs 0-d metrics only
+                value = value.detach()
+            self.log(
+                f"{key}_{mode}",
+                value,
+                on_step=self.on_step,
+                on_epoch=self.on_epoch,
+                batch_size=loss_output.n_obs_minibatch,
+                sync_dist=self.use_sync_dist,
+            )
+
     def validation_step(self, batch, batch_idx):
         """scvi-tools' validation step, with the minibatch's W2 targets."""
         return super().validation_step(self._with_targets(batch), batch_idx)

@@ -42,6 +42,9 @@ class SegmentPool:
         Device of the accumulators.
     """
 
+    #: chunks whose cells form at most this many runs of one set are reduced run by run
+    max_runs = 64
+
     def __init__(self, n_sets: int, dim: int, pooling: Pooling, device: torch.device | str):
         if pooling not in ("mean", "sum", "max"):
             raise ValueError(f"pooling must be 'mean', 'sum' or 'max', got {pooling!r}.")
@@ -53,6 +56,17 @@ class SegmentPool:
     def add(self, h: torch.Tensor, set_index: torch.Tensor) -> None:
         """Add the rows of ``h`` (``(n, dim)``) to the sets named by ``set_index`` (``(n,)``)."""
         h = h.to(torch.float64)
+        # cells of a chunk usually come in runs of one set: reduce each run at once,
+        # many times faster on a CPU than adding row by row
+        ids, lengths = torch.unique_consecutive(set_index, return_counts=True)
+        if len(ids) <= self.max_runs:
+            for i, part in zip(ids.tolist(), h.split(lengths.tolist()), strict=True):
+                self.counts[i] += len(part)
+                if self.pooling == "max":
+                    self.acc[i] = torch.maximum(self.acc[i], part.amax(0))
+                else:
+                    self.acc[i] += part.sum(0)
+            return
         self.counts.index_add_(0, set_index, torch.ones_like(set_index, dtype=torch.float64))
         if self.pooling == "max":
             idx = set_index[:, None].expand_as(h)

@@ -14,7 +14,7 @@ from scvi import settings
 from scvi.data import AnnDataManager
 from scvi.data.fields import CategoricalObsField
 
-from gde._anndata_utils import check_obs_columns, check_set_column
+from gde._anndata_utils import check_backed_view, check_obs_columns, check_set_column
 from gde._constants import GDE_KEYS
 from gde._pca import reference_rows, reference_statistics
 from gde._quiet import quiet_backend
@@ -211,6 +211,7 @@ class SeqGDEModel(SetModelBase):
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
+        check_backed_view(adata)
         check_set_column(adata, set_key)
         if sequence_key is not None and layer is not None:
             raise ValueError(

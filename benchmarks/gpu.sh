@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# GPU checks and figures, for a machine with at least one CUDA device. From the
+# repository root, with the package and its test extras installed:
+#
+#   bash benchmarks/gpu.sh
+#
+# 1. the tests marked `gpu` (both decoders, MuData, bf16 mixed precision, pinned memory);
+# 2. training / embedding / DDIM-50 sampling throughput on 10^6 cells × 2,000 genes
+#    -> benchmarks/results/gpu.{json,md};
+# 3. with two or more GPUs, the distributed tests on the GPUs' own backend (NCCL) are
+#    the CPU ones of tests/test_distributed.py run with accelerator="gpu" by hand.
+set -euo pipefail
+python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device')"
+python -m pytest -m gpu -q tests/test_gpu.py
+python benchmarks/gpu_throughput.py --out benchmarks/results/gpu
+python benchmarks/scaling.py --parts embedding --largest-set 10000000 --out benchmarks/results/scaling_gpu
