@@ -9,7 +9,7 @@ from ._backed import (  # noqa: F401
     stats_rows,
 )
 from ._fields import SetObsField
-from ._likelihood import resolve_likelihood, scan_values  # noqa: F401
+from ._likelihood import resolve_likelihood, scan_counts  # noqa: F401
 from ._loader import SetDataLoader, iter_cell_chunks  # noqa: F401
 from ._sampler import SetBatchSampler
 from ._source import DataSource, data_source, mudata_location  # noqa: F401

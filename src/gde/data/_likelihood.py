@@ -77,17 +77,15 @@ def resolve_likelihood(
     return likelihood
 
 
-def scan_values(x, likelihood: str | None, where: str) -> None:
-    """Check every row of ``x`` for ``likelihood``, one block of rows at a time.
+def scan_counts(x, likelihood: str, where: str) -> None:
+    """Check every row of ``x`` for a count likelihood, one block of rows at a time.
 
-    The checks of :func:`resolve_likelihood` once the likelihood is known (finite values;
-    for counts, non-negative integers and no empty cell), for a matrix that stays on disk
-    and is never read whole.
+    The count checks of :func:`resolve_likelihood` (non-negative integers, no empty
+    cell) for a matrix that stays on disk and is never read whole. Finite values are
+    checked once, by ``setup_anndata``.
     """
     n_empty = 0
     for _, block in iter_row_chunks(x):
-        check_finite(block, where)
-        if likelihood in COUNT_LIKELIHOODS:
-            check_counts(block, where, likelihood)
-            n_empty += int((np.asarray(block.sum(axis=1)).ravel() <= 0).sum())
+        check_counts(block, where, likelihood)
+        n_empty += int((np.asarray(block.sum(axis=1)).ravel() <= 0).sum())
     _refuse_empty_cells(n_empty)

@@ -40,7 +40,7 @@ from gde.data import (
     mudata_location,
     read_rows,
     resolve_likelihood,
-    scan_values,
+    scan_counts,
     stats_rows,
 )
 from gde.module import SetCVAE, SetDDPM
@@ -182,8 +182,8 @@ class GDEModel(SetModelBase):
             warn_if_guessed=self._setup_args.get("obsm_key") is None,
         )
         is_counts = likelihood in COUNT_LIKELIHOODS
-        if on_disk:  # every cell checked all the same, one block at a time
-            scan_values(source.values(adata), likelihood, source.location)
+        if on_disk and is_counts:  # every cell checked all the same, block by block
+            scan_counts(source.values(adata), likelihood, source.location)
 
         n_batch = self.summary_stats.n_batch
         n_cats_per_cov = None
