@@ -71,6 +71,18 @@ class ImageGDEModel(SetModelBase):
         Passed to :class:`gde.module.SetImageModule` (e.g. ``featurizer_widths``,
         ``cond_dropout``, ``noise_schedule``, ``set_kl_weight``).
 
+    Notes
+    -----
+    The geometry of the embedding generalises to new sets only when the model has seen
+    many sets. On digit mixtures with 60 training sets, the held-out sets' Spearman
+    with the ground truth peaked near 600 steps (0.864) and fell to 0.813 by 1,800
+    steps while the training sets' kept rising (0.895 to 0.909): the encoder learns the
+    training sets rather than the map from images to distances. With 240 training sets
+    the two stayed level (0.883 held out, 0.889 training, at 1,800 steps). With few
+    sets, use more of them (split large wells or perturbations into several sets with
+    :func:`gde.pp.make_sets`) or compare sets with the pixel-mean pseudobulk
+    (:func:`gde.tl.pixel_mean_embedding`).
+
     Examples
     --------
     >>> adata = gde.datasets.digit_sets(n_sets=40)
