@@ -11,7 +11,10 @@ each call appends one JSON line to ``benchmarks/results/image_training_sets.json
     python benchmarks/image_training_sets.py 80 1800 '{"w2_weight": 10}'
     python benchmarks/image_training_sets.py 320 1800        # 240 training sets
 
-The third argument is a JSON object of ``ImageGDEModel`` arguments. ``docs/images.md``
+    python benchmarks/image_training_sets.py 80 1800 '{}' '{"mix_sets": 0.5}'
+
+The third argument is a JSON object of ``ImageGDEModel`` arguments, the fourth one of
+``train()`` arguments. ``docs/images.md``
 tabulates the lines.
 """
 
@@ -39,6 +42,7 @@ OUT = Path("benchmarks/results/image_training_sets.jsonl")
 def main(argv: list[str]) -> dict:
     n_sets, steps = int(argv[0]), int(argv[1])
     kw = json.loads(argv[2]) if len(argv) > 2 else {}
+    train_kw = json.loads(argv[3]) if len(argv) > 3 else {}
     warnings.filterwarnings("ignore")
     scvi.settings.seed = 0
     adata = gde.datasets.digit_sets(n_sets=n_sets, seed=0)
@@ -54,8 +58,9 @@ def main(argv: list[str]) -> dict:
     ImageGDEModel.setup_anndata(train, set_key="set")
     model = ImageGDEModel(train, **kw)
     start = time.time()
-    model.train(max_steps=steps, early_stopping=False)
-    out = {"n_sets": n_sets, "steps": steps, "kw": kw, "s": round(time.time() - start)}
+    model.train(max_steps=steps, early_stopping=False, **train_kw)
+    out = {"n_sets": n_sets, "steps": steps, "kw": kw, "train": train_kw}
+    out["s"] = round(time.time() - start)
     emb = model.get_distribution_embeddings(adata, key_added=None)
     for label, sets in (("held", held), ("train", seen)):
         upper = np.triu_indices(len(sets), 1)

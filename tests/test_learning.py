@@ -197,3 +197,39 @@ def test_training_runs_in_training_mode_after_an_embedding():
     model.get_distribution_embeddings(key_added=None)
     model.train(**{**TRAIN_KW, "callbacks": [mode]})  # continued training, too
     assert all(mode.seen)
+
+
+def test_mixed_sets_get_w2_targets_measured_on_their_drawn_cells():
+    from gde.model._training_plan import GDETrainingPlan
+
+    adata = small_sets(n_sets=6, n_genes=20)
+    gde.GDEModel.setup_anndata(adata, set_key="set")
+    model = gde.GDEModel(adata, n_latent=3, w2_weight=1.0, w2_pairs=48)
+    rng = np.random.default_rng(0)
+    codes = adata.obs["set"].cat.codes.to_numpy()
+    cells = [np.flatnonzero(codes == c) for c in range(3)]
+    clouds = {c: model.module.w2_points(_rows(model, rng.choice(cells[c], 16))) for c in (0, 1)}
+    plan = GDETrainingPlan(model.module, pair_w2=PairwiseW2(clouds))
+    # sets 0 and 1 as drawn; the third is a mixture of sets 1 and 2
+    rows = [rng.choice(cells[0], 16), rng.choice(cells[1], 16)]
+    rows.append(np.concatenate([rng.choice(cells[1], 6), rng.choice(cells[2], 10)]))
+    batch = {
+        k: v.reshape(3, 16, *v.shape[1:]) for k, v in _rows(model, np.concatenate(rows)).items()
+    }
+    target = plan._with_targets(batch)[gde._constants.GDE_KEYS.W2_TARGET_KEY]
+    cached = plan.pair_w2.matrix(torch.tensor([0, 1]))
+    torch.testing.assert_close(target[:2, :2], cached)
+    mixture = model.module.w2_points({k: v[2] for k, v in batch.items()})
+    expected = exact_w2_squared(mixture[None], clouds[0][None]).sqrt()
+    assert float(target[2, 0]) == pytest.approx(float(expected[0]), rel=1e-5)
+    assert float(target[0, 2]) == float(target[2, 0])
+    # not the cached W2 of set 1, whose first cell the mixture starts with
+    assert float(target[2, 0]) != pytest.approx(float(cached[1, 0]), rel=1e-3)
+
+
+def _rows(model, rows):
+    manager = model.adata_manager
+    keys = list(manager.data_registry)
+    data = manager.create_torch_dataset(data_and_attributes=keys)[np.sort(rows)]
+    order = np.argsort(np.argsort(rows, kind="stable"), kind="stable")
+    return {k: torch.as_tensor(v)[order] for k, v in data.items()}

@@ -168,3 +168,59 @@ def test_validation_pads_so_every_rank_scores_as_many_sets():
         assert len(scored) == 3  # 5 sets over 2 processes: one repeated
         seen.append(scored)
     assert set(np.concatenate(seen)) == set(range(5))
+
+
+def test_mixed_draws_join_two_sets_of_the_same_group_in_random_shares():
+    sets = _sets([50, 60, 40, 70])
+    owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(sets)])
+    groups = np.array(["a", "a", "b", "b"])
+    sampler = SetBatchSampler(
+        sets, set_size=20, n_sets_per_batch=2, n_batches=30, mix_sets=1.0, set_groups=groups
+    )
+    shares, orders = [], []
+    for batch in sampler:
+        for block in batch.reshape(2, 20):
+            members = owner[block]
+            first = members[0]
+            partner = members[members != first]
+            assert len(np.unique(partner)) == 1  # exactly two sets, the drawn one first
+            assert groups[partner[0]] == groups[first]
+            own = int((members == first).sum())
+            shares.append(own / 20)
+            orders.append(np.mean(members[1:own] == first) < 1 or own < 3)
+    assert 0.05 <= min(shares) < 0.3 and 0.7 < max(shares) <= 0.95
+    # after the first cell the two sets' cells come in random order, not one block each
+    assert np.mean(orders) > 0.8
+    # half the draws mixed on average, never in validation
+    half = SetBatchSampler(sets, set_size=20, n_sets_per_batch=2, n_batches=200, mix_sets=0.5)
+    n_mixed = sum(len(np.unique(owner[b])) == 2 for x in half for b in x.reshape(2, 20))
+    assert 150 < n_mixed < 250
+    val = SetBatchSampler(sets, set_size=20, n_sets_per_batch=2, shuffle=False, mix_sets=1.0)
+    assert all(len(np.unique(owner[b])) == 1 for x in val for b in x.reshape(2, 20))
+
+
+def test_mixing_refuses_shares_outside_the_unit_interval():
+    with pytest.raises(ValueError, match="mix_sets"):
+        SetBatchSampler(_sets([5, 5]), set_size=4, n_sets_per_batch=2, mix_sets=1.5)
+    with pytest.raises(ValueError, match="set_groups"):
+        SetBatchSampler(_sets([5, 5]), set_size=4, n_sets_per_batch=2, set_groups=[0])
+
+
+def test_training_mixes_sets_only_within_their_batch():
+    from gde._constants import GDE_KEYS
+    from gde.model._train import _set_batches
+
+    scvi.settings.seed = 0
+    adata = gde.datasets.simulate_sets(n_sets=8, n_cells_per_set=40, n_genes=20, seed=0)
+    gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+    model = gde.GDEModel(adata, n_latent=3, w2_weight=1.0)
+    model.train(
+        max_steps=3, mix_sets=1.0, set_size=10, n_sets_per_batch=3, enable_progress_bar=False
+    )
+    stop = model.history["stop"].iloc[-1]
+    assert stop["mix_sets"] == 1.0 and stop["steps"] == 3
+    codes = model.adata_manager.get_from_registry(GDE_KEYS.SET_KEY).ravel()
+    groups = _set_batches(model.adata_manager, codes, 8)
+    first = adata.obs.groupby("set", observed=True)["batch"].first()
+    np.testing.assert_array_equal(groups, first.cat.codes.to_numpy())
+    assert len(np.unique(groups)) == 2

@@ -42,6 +42,17 @@ class SetBatchSampler(Sampler[np.ndarray]):
         in order, with the same cells every epoch.
     seed
         Seed of the random draws; epoch ``e`` uses the stream ``(seed, e)``.
+    mix_sets
+        Share of the training draws (``shuffle=True``) replaced by a mixture of two sets:
+        the drawn set and a partner drawn at random (from the same group, see
+        ``set_groups``) share the ``set_size`` cells in proportions drawn uniformly; the
+        first cell is the drawn set's (its code names the draw), the others come in
+        random order, so that a decoder reading a set's first elements sees the mixture.
+        Every training step then shows new distributions. Validation draws are never
+        mixed. ``0`` (default): no mixtures.
+    set_groups
+        A label per set; mixtures only join sets with the same label (e.g. the batch), so
+        that a mixture never spans batches. By default all sets are one group.
     num_replicas, rank
         Number of processes and the rank of this one, for distributed training. By default
         read from :mod:`torch.distributed` when it is initialised, else ``1`` and ``0``.
@@ -58,6 +69,8 @@ class SetBatchSampler(Sampler[np.ndarray]):
         n_batches: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
+        mix_sets: float = 0.0,
+        set_groups: Sequence | None = None,
         num_replicas: int | None = None,
         rank: int | None = None,
     ):
@@ -67,7 +80,21 @@ class SetBatchSampler(Sampler[np.ndarray]):
             raise ValueError("`set_size` and `n_sets_per_batch` must be positive integers.")
         if any(len(idx) == 0 for idx in set_indices):
             raise ValueError("Every set passed to SetBatchSampler must hold at least one cell.")
+        if not 0.0 <= mix_sets <= 1.0:
+            raise ValueError(f"`mix_sets` is a share of the draws, in [0, 1]; got {mix_sets}.")
         self.set_indices = [np.asarray(idx, dtype=np.int64) for idx in set_indices]
+        groups = np.zeros(len(self.set_indices)) if set_groups is None else set_groups
+        groups = np.asarray(groups)
+        if len(groups) != len(self.set_indices):
+            raise ValueError(
+                f"`set_groups` has {len(groups)} labels for {len(self.set_indices)} sets."
+            )
+        # partners of each set: the other sets of its group
+        self._partners = [
+            np.flatnonzero((groups == groups[s]) & (np.arange(len(groups)) != s))
+            for s in range(len(groups))
+        ]
+        self.mix_sets = float(mix_sets) if set_size > 1 else 0.0
         self.set_size = int(set_size)
         self.n_sets_per_batch = int(n_sets_per_batch)
         self.shuffle = shuffle
@@ -97,10 +124,30 @@ class SetBatchSampler(Sampler[np.ndarray]):
         """Set the epoch, so that each epoch draws different sets and cells."""
         self.epoch = int(epoch)
 
-    def _draw_cells(self, set_id: int, rng: np.random.Generator) -> np.ndarray:
+    def _draw_cells(
+        self, set_id: int, rng: np.random.Generator, size: int | None = None
+    ) -> np.ndarray:
         cells = self.set_indices[set_id]
-        replace = len(cells) < self.set_size
-        return rng.choice(cells, size=self.set_size, replace=replace)
+        size = self.set_size if size is None else size
+        return rng.choice(cells, size=size, replace=len(cells) < size)
+
+    def _draw_set(self, set_id: int, rng: np.random.Generator, mix: bool) -> np.ndarray:
+        """The cells of one draw: the set's own, or a mixture with a partner set."""
+        partners = self._partners[set_id]
+        if not mix or len(partners) == 0:
+            return self._draw_cells(set_id, rng)
+        partner = partners[rng.integers(len(partners))]
+        n_own = int(np.clip(np.rint(rng.uniform() * self.set_size), 1, self.set_size - 1))
+        cells = np.concatenate(
+            [
+                self._draw_cells(set_id, rng, n_own),
+                self._draw_cells(partner, rng, self.set_size - n_own),
+            ]
+        )
+        # the drawn set's cell first (its code names the draw), then the rest shuffled:
+        # decoders that read the first few elements of a set see the mixture, not one set
+        rest = rng.permutation(np.arange(1, self.set_size))
+        return cells[np.concatenate([[0], rest])]
 
     def _train_batches(self, num_replicas: int, rank: int) -> list[tuple[int, np.ndarray]]:
         n_draws = self.n_batches * num_replicas * self.n_sets_per_batch
@@ -131,7 +178,12 @@ class SetBatchSampler(Sampler[np.ndarray]):
         stream = self.epoch if self.shuffle else -1
         for global_index, set_ids in self._batches():
             rng = np.random.default_rng([self.seed, stream + 1, global_index])
-            yield np.concatenate([self._draw_cells(s, rng) for s in set_ids])
+            if self.shuffle and self.mix_sets > 0:
+                mix = rng.uniform(size=len(set_ids)) < self.mix_sets
+                draws = [self._draw_set(s, rng, m) for s, m in zip(set_ids, mix, strict=True)]
+                yield np.concatenate(draws)
+            else:
+                yield np.concatenate([self._draw_cells(s, rng) for s in set_ids])
 
     def __len__(self) -> int:
         num_replicas, _ = self._replicas()

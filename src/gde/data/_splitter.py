@@ -120,6 +120,11 @@ class SetDataSplitter(pl.LightningDataModule):
         Training minibatches per epoch; by default enough to draw each cell once on average.
     seed
         Seed of the split and of the draws.
+    mix_sets
+        Share of training draws that mix two training sets (see
+        :class:`~gde.data.SetBatchSampler`); validation sets are never mixed.
+    set_groups
+        A label per set code; mixtures join sets of the same label only.
     pin_memory
         Pin memory of loaded tensors (faster host-to-GPU copies).
     **kwargs
@@ -138,6 +143,8 @@ class SetDataSplitter(pl.LightningDataModule):
         n_sets_per_batch: int = 16,
         n_batches_per_epoch: int | None = None,
         seed: int = 0,
+        mix_sets: float = 0.0,
+        set_groups: np.ndarray | None = None,
         pin_memory: bool = False,
         **kwargs,
     ):
@@ -159,6 +166,8 @@ class SetDataSplitter(pl.LightningDataModule):
             n_sets_per_batch = n_train_sets
         self.n_sets_per_batch = n_sets_per_batch
         self.seed = seed
+        self.mix_sets = mix_sets
+        self.set_groups = None if set_groups is None else np.asarray(set_groups)
         self.pin_memory = pin_memory
         self.loader_kwargs = kwargs
         self.train_idx = self._cells(self.split.train)
@@ -198,6 +207,8 @@ class SetDataSplitter(pl.LightningDataModule):
             n_batches=self.n_batches_per_epoch if shuffle else None,
             shuffle=shuffle,
             seed=self.seed,
+            mix_sets=self.mix_sets if shuffle else 0.0,
+            set_groups=None if self.set_groups is None else self.set_groups[codes],
         )
         return SetDataLoader(
             self.adata_manager, sampler, pin_memory=self.pin_memory, **self.loader_kwargs

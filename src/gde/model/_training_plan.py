@@ -6,7 +6,7 @@ import torch
 from scvi.train import TrainingPlan
 
 from gde._constants import GDE_KEYS
-from gde.nn import PairwiseW2
+from gde.nn import PairwiseW2, batch_w2_squared
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -34,11 +34,59 @@ class GDETrainingPlan(TrainingPlan):
     def _with_targets(self, batch: dict) -> dict:
         if self.pair_w2 is None or GDE_KEYS.SET_KEY not in batch:
             return batch
-        # (n_sets, set_size, 1) set codes -> one code per set
-        codes = batch[GDE_KEYS.SET_KEY][:, 0].reshape(-1).long().cpu()
+        # (n_sets, set_size) set code of each element; a set's code is its first element's
+        all_codes = batch[GDE_KEYS.SET_KEY][..., 0].long().cpu()
+        codes = all_codes[:, 0]
         # at most w2_pairs new transport problems per step, the rest from the cache
         target = self.pair_w2.matrix(codes, max_new=self.module.w2_pairs)
+        mixed = (all_codes != codes[:, None]).any(dim=1)
+        if mixed.any():
+            target = self._mixture_targets(batch, target, mixed)
         return {**batch, GDE_KEYS.W2_TARGET_KEY: target}
+
+    def _mixture_targets(
+        self, batch: dict, target: torch.Tensor, mixed: torch.Tensor
+    ) -> torch.Tensor:
+        """W2 of sets mixed by the sampler, measured on the minibatch's own elements.
+
+        A mixture has no cached cloud: its W2 to ``w2_pairs // 2`` random partners (the
+        fixed cloud of a set, a mixture's drawn elements) is computed now, the rest is NaN.
+        """
+        n_sets = target.shape[0]
+        target = target.clone()
+        target[mixed, :] = float("nan")
+        target[:, mixed] = float("nan")
+        i, j = torch.triu_indices(n_sets, n_sets, offset=1)
+        involved = mixed[i] | mixed[j]
+        i, j = i[involved], j[involved]
+        pick = torch.randperm(len(i))[: max(1, self.module.w2_pairs // 2)]
+        i, j = i[pick], j[pick]
+        codes = batch[GDE_KEYS.SET_KEY][:, 0, 0].long().cpu()
+        cached = torch.tensor([int(c) in self.pair_w2.clouds for c in codes]) & ~mixed
+        # the sets measured on their drawn elements: mixtures, and sets without a cloud
+        rows = torch.unique(torch.cat([i, j]))
+        rows = rows[~cached[rows]]
+        # (n_rows, set_size, d): their elements in the W2 space
+        flat = {k: v[rows].flatten(0, 1) for k, v in batch.items() if torch.is_tensor(v)}
+        points = self.module.w2_points(flat)
+        points = points.reshape(len(rows), batch[GDE_KEYS.SET_KEY].shape[1], -1).cpu()
+        where = {int(r): k for k, r in enumerate(rows.tolist())}
+
+        def cloud(s: int) -> torch.Tensor:
+            return self.pair_w2.clouds[int(codes[s])] if cached[s] else points[where[s]]
+
+        x = [cloud(int(a)) for a in i]
+        y = [cloud(int(b)) for b in j]
+        values = torch.stack(
+            [
+                batch_w2_squared(a[None], b[None], solver=self.pair_w2.solver)[0]
+                for a, b in zip(x, y, strict=True)
+            ]
+        )
+        values = values.clamp_min(0).sqrt().to(target)
+        target[i, j] = values
+        target[j, i] = values
+        return target
 
     def training_step(self, batch, batch_idx):
         """Run scvi-tools' training step, then check that the loss is finite.
