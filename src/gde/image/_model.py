@@ -81,7 +81,9 @@ class ImageGDEModel(SetModelBase):
     the two stayed level (0.883 held out, 0.889 training, at 1,800 steps). With few
     sets, use more of them (split large wells or perturbations into several sets with
     :func:`gde.pp.make_sets`) or compare sets with the pixel-mean pseudobulk
-    (:func:`gde.tl.pixel_mean_embedding`).
+    (:func:`gde.tl.pixel_mean_embedding`). Mixing training sets
+    (``model.train(mix_sets=0.5)``) raised the held-out Spearman on those 60 sets by
+    0.034 on average over three training seeds; it is off by default.
 
     Examples
     --------
