@@ -208,7 +208,6 @@ def test_mixing_refuses_shares_outside_the_unit_interval():
 
 def test_training_mixes_sets_only_within_their_batch():
     from gde._constants import GDE_KEYS
-    from gde.model._train import _set_batches
 
     scvi.settings.seed = 0
     adata = gde.datasets.simulate_sets(n_sets=8, n_cells_per_set=40, n_genes=20, seed=0)
@@ -220,7 +219,8 @@ def test_training_mixes_sets_only_within_their_batch():
     stop = model.history["stop"].iloc[-1]
     assert stop["mix_sets"] == 1.0 and stop["steps"] == 3
     codes = model.adata_manager.get_from_registry(GDE_KEYS.SET_KEY).ravel()
-    groups = _set_batches(model.adata_manager, codes, 8)
+    names = np.asarray(adata.obs["set"].cat.categories)
+    groups = SetDataSplitter(model.adata_manager, codes, names, mix_sets=1.0).set_groups
     first = adata.obs.groupby("set", observed=True)["batch"].first()
     np.testing.assert_array_equal(groups, first.cat.codes.to_numpy())
     assert len(np.unique(groups)) == 2

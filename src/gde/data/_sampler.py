@@ -8,11 +8,19 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from gde._anndata_utils import group_cells_by_set
+
 
 def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size(), dist.get_rank()
     return 1, 0
+
+
+def check_mix_share(mix_sets: float) -> None:
+    """Refuse a share of mixed draws outside ``[0, 1]``."""
+    if not 0.0 <= mix_sets <= 1.0:
+        raise ValueError(f"`mix_sets` is a share of the draws, in [0, 1]; got {mix_sets}.")
 
 
 class SetBatchSampler(Sampler[np.ndarray]):
@@ -80,21 +88,19 @@ class SetBatchSampler(Sampler[np.ndarray]):
             raise ValueError("`set_size` and `n_sets_per_batch` must be positive integers.")
         if any(len(idx) == 0 for idx in set_indices):
             raise ValueError("Every set passed to SetBatchSampler must hold at least one cell.")
-        if not 0.0 <= mix_sets <= 1.0:
-            raise ValueError(f"`mix_sets` is a share of the draws, in [0, 1]; got {mix_sets}.")
+        check_mix_share(mix_sets)
         self.set_indices = [np.asarray(idx, dtype=np.int64) for idx in set_indices]
-        groups = np.zeros(len(self.set_indices)) if set_groups is None else set_groups
-        groups = np.asarray(groups)
-        if len(groups) != len(self.set_indices):
+        if set_groups is not None and len(set_groups) != len(self.set_indices):
             raise ValueError(
-                f"`set_groups` has {len(groups)} labels for {len(self.set_indices)} sets."
+                f"`set_groups` has {len(set_groups)} labels for {len(self.set_indices)} sets."
             )
-        # partners of each set: the other sets of its group
-        self._partners = [
-            np.flatnonzero((groups == groups[s]) & (np.arange(len(groups)) != s))
-            for s in range(len(groups))
-        ]
         self.mix_sets = float(mix_sets) if set_size > 1 else 0.0
+        # each set's group code, and the sets of each group (built only when mixing)
+        self._group_of, self._members = None, None
+        if self.mix_sets > 0:
+            labels = np.zeros(len(self.set_indices)) if set_groups is None else set_groups
+            self._group_of = np.unique(np.asarray(labels), return_inverse=True)[1].ravel()
+            self._members = group_cells_by_set(self._group_of, int(self._group_of.max()) + 1)
         self.set_size = int(set_size)
         self.n_sets_per_batch = int(n_sets_per_batch)
         self.shuffle = shuffle
@@ -133,10 +139,13 @@ class SetBatchSampler(Sampler[np.ndarray]):
 
     def _draw_set(self, set_id: int, rng: np.random.Generator, mix: bool) -> np.ndarray:
         """The cells of one draw: the set's own, or a mixture with a partner set."""
-        partners = self._partners[set_id]
-        if not mix or len(partners) == 0:
+        members = self._members[self._group_of[set_id]]
+        if not mix or len(members) < 2:
             return self._draw_cells(set_id, rng)
-        partner = partners[rng.integers(len(partners))]
+        # uniform over the other sets of the group: draw among all but one position, and
+        # take the last member where the draw lands on the set itself
+        partner = members[rng.integers(len(members) - 1)]
+        partner = members[-1] if partner == set_id else partner
         n_own = int(np.clip(np.rint(rng.uniform() * self.set_size), 1, self.set_size - 1))
         cells = np.concatenate(
             [

@@ -11,9 +11,10 @@ import numpy as np
 from scvi.data import AnnDataManager
 
 from gde._anndata_utils import group_cells_by_set
+from gde._constants import GDE_KEYS
 
 from ._loader import SetDataLoader
-from ._sampler import SetBatchSampler
+from ._sampler import SetBatchSampler, check_mix_share
 
 logger = logging.getLogger(__name__)
 
@@ -121,10 +122,8 @@ class SetDataSplitter(pl.LightningDataModule):
     seed
         Seed of the split and of the draws.
     mix_sets
-        Share of training draws that mix two training sets (see
+        Share of training draws that mix two training sets of the same batch (see
         :class:`~gde.data.SetBatchSampler`); validation sets are never mixed.
-    set_groups
-        A label per set code; mixtures join sets of the same label only.
     pin_memory
         Pin memory of loaded tensors (faster host-to-GPU copies).
     **kwargs
@@ -144,7 +143,6 @@ class SetDataSplitter(pl.LightningDataModule):
         n_batches_per_epoch: int | None = None,
         seed: int = 0,
         mix_sets: float = 0.0,
-        set_groups: np.ndarray | None = None,
         pin_memory: bool = False,
         **kwargs,
     ):
@@ -166,8 +164,9 @@ class SetDataSplitter(pl.LightningDataModule):
             n_sets_per_batch = n_train_sets
         self.n_sets_per_batch = n_sets_per_batch
         self.seed = seed
+        check_mix_share(mix_sets)
         self.mix_sets = mix_sets
-        self.set_groups = None if set_groups is None else np.asarray(set_groups)
+        self.set_groups = self._set_batches() if mix_sets > 0 else None
         self.pin_memory = pin_memory
         self.loader_kwargs = kwargs
         self.train_idx = self._cells(self.split.train)
@@ -178,6 +177,13 @@ class SetDataSplitter(pl.LightningDataModule):
         if n_batches_per_epoch is None:
             n_batches_per_epoch = int(np.ceil(self.n_train / (set_size * n_sets_per_batch)))
         self.n_batches_per_epoch = max(1, n_batches_per_epoch)
+
+    def _set_batches(self) -> np.ndarray:
+        """The batch of each set (of its first cell); ``-1`` for a set without cells."""
+        if GDE_KEYS.BATCH_KEY not in self.adata_manager.data_registry:
+            return np.zeros(len(self.set_cells), dtype=np.int64)
+        batches = np.asarray(self.adata_manager.get_from_registry(GDE_KEYS.BATCH_KEY)).ravel()
+        return np.array([batches[c[0]] if len(c) else -1 for c in self.set_cells])
 
     def _cells(self, codes: np.ndarray) -> np.ndarray:
         if len(codes) == 0:

@@ -145,14 +145,10 @@ class SetTrainingMixin:
             n_sets_per_batch=n_sets_per_batch,
             n_batches_per_epoch=steps_per_epoch,
             seed=settings.seed or 0,
+            mix_sets=mix_sets,
             **(datasplitter_kwargs or {}),
         )
         n_train_sets = len(splitter.split.train)
-        if not 0.0 <= mix_sets <= 1.0:
-            raise ValueError(f"`mix_sets` is a share of the draws, in [0, 1]; got {mix_sets}.")
-        if mix_sets > 0:  # the loaders read these when training starts
-            splitter.mix_sets = mix_sets
-            splitter.set_groups = _set_batches(self.adata_manager, set_codes, len(set_names))
         max_steps = resolve_steps(
             max_steps, max_epochs, steps_per_epoch, n_train_sets, self._default_max_steps
         )
@@ -272,16 +268,6 @@ class SetTrainingMixin:
             tensors = {k: torch.as_tensor(v) for k, v in dataset[rows].items()}
             clouds[int(code)] = self.module.w2_points(tensors).cpu()
         return PairwiseW2(clouds, solver=self.module.w2_solver)
-
-
-def _set_batches(adata_manager, set_codes: np.ndarray, n_sets: int) -> np.ndarray:
-    """The batch of each set (of its first cell), ``-1`` for a set without cells."""
-    batches = np.asarray(adata_manager.get_from_registry(GDE_KEYS.BATCH_KEY)).ravel()
-    out = np.full(n_sets, -1, dtype=np.int64)
-    codes = np.asarray(set_codes).astype(np.int64)
-    # reversed, so that each set keeps the batch of its first cell
-    out[codes[::-1]] = batches[::-1]
-    return out
 
 
 def _check_processes(runner, n_train_sets: int) -> None:
