@@ -79,6 +79,18 @@ def test_simulated_lineage_ground_truth(lineage):
     big = sizes.index[sizes >= 30]
     err = (share.loc[big, probs.columns] - probs.loc[big]).abs().sum(1).mean()
     assert err < 0.5
+    # half the day-2 cells are primed, every day-6 cell; primed cells show the early
+    # program of their own fate
+    primed = obs.groupby("time", observed=True)["primed"].mean()
+    assert 0.4 < primed["day 2"] < 0.6 and primed["day 6"] == 1.0
+    day2 = (obs["time"] == "day 2").to_numpy()
+    x = np.log1p(lineage.X.toarray())
+    for fate, genes in info["programs"]["early"].items():
+        cols = lineage.var_names.get_indexer(genes)
+        own = day2 & (obs["fate"] == fate).to_numpy()
+        on = x[own & obs["primed"].to_numpy()][:, cols].mean()
+        off = x[own & ~obs["primed"].to_numpy()][:, cols].mean()
+        assert on > off + 0.2
     larry = gde.datasets.larry_clone_fates()
     assert larry.shape[1] == 12 and len(larry) > 500
 

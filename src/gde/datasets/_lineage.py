@@ -129,8 +129,9 @@ def simulate_lineage(
     Returns
     -------
     AnnData with raw counts (CSR, float32) and ``obs``: ``clone``, ``time`` (ordered
-    categorical), ``fate`` (the fate each cell drew), ``clone_fate`` (the clone's most
-    likely fate) and ``split``; ``uns['lineage_simulation']``: ``fate_probabilities``
+    categorical), ``fate`` (the fate each cell drew), ``primed`` (whether the cell
+    shows its early program), ``clone_fate`` (the clone's most likely fate) and
+    ``split``; ``uns['lineage_simulation']``: ``fate_probabilities``
     (clone × fate), ``larry_counts`` (the LARRY counts behind each clone), ``programs``
     (gene names of each program) and ``params``.
 
@@ -185,6 +186,7 @@ def simulate_lineage(
                     "clone": clones[clone_of],
                     "time": label,
                     "fate": np.asarray(fates)[fate],
+                    "primed": primed,
                     "clone_fate": np.asarray(fates)[probs.argmax(1)][clone_of],
                     "split": np.where(held[clone_of], "held_out", "train"),
                 }
