@@ -184,3 +184,24 @@ def test_make_sets_joins_splits_and_drops():
     adata.obs.loc["c0", "clone"] = None
     with pytest.raises(ValueError, match="missing values"):
         gde.pp.make_sets(adata, ["clone", "day"])
+
+
+def test_ridge_leave_one_out_is_exact_and_shrinks_a_useless_block():
+    from gde.tl._ridge import _solve, fit_blocks
+
+    rng = np.random.default_rng(0)
+    useful, noise = rng.normal(size=(40, 3)), rng.normal(size=(40, 5))
+    y = useful @ rng.normal(size=(3, 2)) + 0.3 * rng.normal(size=(40, 2))
+    x = np.hstack([useful, noise])
+    penalty = np.r_[np.full(3, 0.5), np.full(5, 3.0)]
+    _, _, loo = _solve(x, y, penalty)
+    brute = 0.0
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        b, w, _ = _solve(x[keep], y[keep], penalty)
+        brute += ((y[i] - b - x[i] @ w) ** 2).sum()
+    assert loo == pytest.approx(brute / ((y - y.mean(0)) ** 2).sum(), rel=1e-8)
+    _, _, choice = fit_blocks([useful, noise], y)
+    low, high = choice["penalties"]
+    assert high > 10 * low
+    assert fit_blocks([useful, noise], y, alpha=2.0)[2]["penalties"] == [2.0, 2.0]

@@ -47,6 +47,7 @@ from gde.module import SetCVAE, SetDDPM
 from gde.nn import COUNT_LIKELIHOODS
 
 from ._base import SetModelBase
+from ._counterfactual import CounterfactualMixin
 
 MuDataSetObsField = MuDataWrapper(SetObsField)
 
@@ -54,7 +55,7 @@ Decoder = Literal["cvae", "ddpm"]
 Likelihood = Literal["nb", "zinb", "poisson", "normal"]
 
 
-class GDEModel(SetModelBase):
+class GDEModel(CounterfactualMixin, SetModelBase):
     """Generative distribution embeddings of sets of cells.
 
     Learns one vector per set of cells (a patient, a clone, a perturbation) such that a

@@ -164,6 +164,58 @@ class SetCVAE(CellModelBase):
             loss=loss, reconstruction_loss=reconstruction, kl_local=kl_u, extra_metrics=extra
         )
 
+    @torch.inference_mode()
+    def counterfactual(
+        self,
+        x: torch.Tensor,
+        z_source: torch.Tensor,
+        z_target: torch.Tensor,
+        batch_index: torch.Tensor | None = None,
+        cat_covs: torch.Tensor | None = None,
+        cont_covs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Cells of one set decoded under other set embeddings (counterfactual cells).
+
+        Each cell keeps its own latent ``u`` (the mean of ``q(u | x, z_source)``), its
+        library size and its covariates; only the set embedding changes, to each row of
+        ``z_target`` in turn.
+
+        Parameters
+        ----------
+        x
+            The cells, ``(n_cells, n_features)``, on the data's scale.
+        z_source
+            The embedding of the set they come from, ``(n_latent,)``.
+        z_target
+            Embeddings to decode them under, ``(n_targets, n_latent)``.
+        batch_index, cat_covs, cont_covs
+            The cells' batch ``(n_cells, 1)`` and covariates ``(n_cells, k)``.
+
+        Returns
+        -------
+        ``(n_targets * n_cells, n_features)`` on the data's scale, target by target.
+        """
+        n = x.shape[0]
+        z_cells, batch_index, cats, cont = self._generation_inputs(
+            z_source.reshape(1, -1), n, batch_index, cat_covs, cont_covs
+        )
+        x = x.to(self.device)
+        out = {"x_in": self.transform(x, batch_index), "cats": cats, "cont": cont}
+        out = self.encode_cells(out, x, condition=z_cells)
+        u = out["qu"].loc
+        library = out["library"] if self.data_kind == "counts" else None
+        cells = [
+            self.decode_sample(
+                torch.cat([u, z.to(u.device).expand(n, -1)], dim=-1),
+                batch_index,
+                library,
+                cats,
+                cont,
+            )
+            for z in z_target
+        ]
+        return torch.cat(cells)
+
     def _draw_decoder_input(
         self, z_cells: torch.Tensor, cats: list[torch.Tensor], cont: torch.Tensor | None, **kwargs
     ) -> torch.Tensor:

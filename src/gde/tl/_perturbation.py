@@ -25,6 +25,8 @@ from gde._anndata_utils import (
 )
 from gde._perturbations import split_perturbations
 
+from ._ridge import fit_blocks
+
 
 def perturbation_design(
     labels: Sequence[str],
@@ -77,15 +79,6 @@ def perturbation_design(
     return pd.DataFrame(np.array(rows), index=list(parts), columns=table.columns)
 
 
-def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float = 1.0):
-    """Ridge regression with an unpenalised intercept; returns ``(intercept, weights)``."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    mx, my = x.mean(0), y.mean(0)
-    xc = x - mx
-    w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - my))
-    return my - mx @ w, w
-
-
 def _groups(obs: pd.DataFrame, labels, perturbation_key: str, context_key: str | None):
     """Per group (set): its perturbation and context; each must be one value per group.
 
@@ -128,9 +121,11 @@ def _shifts(values: pd.DataFrame, groups: pd.DataFrame, control: str):
     return base, pd.DataFrame(shifts, index=train, columns=values.columns)
 
 
-def _ridge_on_shifts(shifts: pd.DataFrame, groups: pd.DataFrame, design, alpha):
-    x = design.loc[groups.loc[shifts.index, "perturbation"]].to_numpy()
-    return ridge_fit(x, shifts.to_numpy(), alpha)
+def _ridge_on_shifts(shifts: pd.DataFrame, groups: pd.DataFrame, blocks, alpha):
+    """Fit the shifts on the design blocks; returns the design and ``(intercept, w, choice)``."""
+    rows = groups.loc[shifts.index, "perturbation"]
+    fit = fit_blocks([b.loc[rows].to_numpy() for b in blocks], shifts.to_numpy(), alpha)
+    return pd.concat(blocks, axis=1), fit
 
 
 def _requests(perturbations, contexts, base: dict) -> list[tuple[str, str]]:
@@ -156,16 +151,21 @@ def predict_perturbation_embeddings(
     contexts: Sequence[str] | None = None,
     features: pd.DataFrame | None = None,
     separator: str = "+",
-    alpha: float = 1.0,
+    one_hot: bool = True,
+    alpha: float | None = None,
 ) -> pd.DataFrame:
     """Predict the set embeddings of perturbations, seen or not, for ``model.sample``.
 
     The sets of ``adata`` (the model's ``set_key``) must each be one perturbation (in one
     context). Their embeddings, minus the embedding of the control set of the same
     context, are regressed (ridge, intercept unpenalised) on the perturbations'
-    features; a prediction is the control embedding of the context asked for plus the
-    predicted shift. Combinations are the sums of their parts' features, so a pair of
-    genes each seen alone, or never seen but with feature rows, can be predicted.
+    design: the rows of a feature table and a multi-hot of the perturbed genes seen in
+    training, each block with its own penalty chosen by leave-one-out over the training
+    perturbations. A prediction is the control embedding of the context asked for plus
+    the predicted shift. Combinations are the sums of their parts' rows, so a pair of
+    genes each seen (alone or in another pair), or never seen but with feature rows, can
+    be predicted. Decode the predictions with :meth:`~gde.GDEModel.counterfactual`
+    (the control cells moved to each prediction) or :meth:`~gde.GDEModel.sample`.
 
     Parameters
     ----------
@@ -184,44 +184,66 @@ def predict_perturbation_embeddings(
         ``obs`` column of the cell context (cell line, cell type) and the contexts to
         predict in (default: every context with a control set).
     features
-        Feature table, one row per gene or compound; ``None``: one-hot over the parts
-        seen in training (an unseen part then adds nothing: the prediction falls back
-        to the average training shift).
+        Feature table, one row per gene or compound (gene embeddings, compound
+        descriptors); ``None``: the multi-hot block alone.
     separator
         What joins the parts of a combination.
+    one_hot
+        Add the multi-hot of the perturbed genes seen in training to the design (a gene
+        never seen adds nothing there; without ``features`` its prediction falls back to
+        the average training shift).
     alpha
-        Ridge penalty.
+        Ridge penalty of every column; ``None``: each block's penalty chosen from
+        0.01 to 1,000 by the leave-one-out error over the training perturbations.
 
     Returns
     -------
     Predicted embeddings, one row per perturbation (``"label | context"`` with a
-    context), columns as :meth:`~gde.GDEModel.get_distribution_embeddings`; pass them to
-    ``model.sample(embeddings=...)``.
+    context), columns as :meth:`~gde.GDEModel.get_distribution_embeddings`, for
+    ``model.counterfactual`` or ``model.sample(embeddings=...)``. ``.attrs["ridge"]``
+    holds the penalties used and their leave-one-out error (relative to predicting the
+    average shift).
     """
     adata = model.adata if adata is None else adata
     if model.set_key not in adata.obs.columns:
         raise KeyError(f"The model's set_key '{model.set_key}' is not a column of adata.obs.")
     groups = _groups(adata.obs, adata.obs[model.set_key], perturbation_key, context_key)
     emb = model.get_distribution_embeddings(adata, key_added=None)
-    _, design = _design(groups, perturbations, control, separator, features)
+    _, blocks = _design(groups, perturbations, control, separator, features, one_hot)
     base, shifts = _shifts(emb.loc[groups.index], groups, control)
-    intercept, w = _ridge_on_shifts(shifts, groups, design, alpha)
+    design, (intercept, w, choice) = _ridge_on_shifts(shifts, groups, blocks, alpha)
     requests = _requests(perturbations, contexts, base)
     z = [base[c] + intercept + design.loc[p].to_numpy() @ w for p, c in requests]
-    return pd.DataFrame(
-        np.array(z), index=[_label(p, c) for p, c in requests], columns=emb.columns
-    )
+    out = pd.DataFrame(np.array(z), index=[_label(p, c) for p, c in requests], columns=emb.columns)
+    out.attrs["ridge"] = choice
+    return out
 
 
-def _design(groups, perturbations, control, separator, features):
-    """Parts and design rows of the training groups' and the requested perturbations."""
+def _design(groups, perturbations, control, separator, features, one_hot):
+    """Parts, and design blocks, of the training groups' and the requested perturbations.
+
+    Blocks: the feature table's rows (summed over parts), and, with ``one_hot``, a
+    multi-hot of the parts seen in training (a part never seen has a row of zeros).
+    """
+    if features is None and not one_hot:
+        raise ValueError("Nothing to predict from: pass `features=` or leave one_hot=True.")
     labels = list(groups["perturbation"].unique()) + [str(p) for p in perturbations]
     parts = split_perturbations(labels, control=control, separator=separator)
-    if features is None:
+    blocks = []
+    if features is not None:
+        blocks.append(
+            perturbation_design(labels, control=control, separator=separator, features=features)
+        )
+    if one_hot:
         seen = sorted({q for p in groups["perturbation"] for q in parts[p]})
-        features = _one_hot_with_unseen(seen, parts)
-    design = perturbation_design(labels, control=control, separator=separator, features=features)
-    return parts, design
+        hot = perturbation_design(
+            labels,
+            control=control,
+            separator=separator,
+            features=_one_hot_with_unseen(seen, parts),
+        )
+        blocks.append(hot.add_prefix("perturbed: "))
+    return parts, blocks
 
 
 def _one_hot_with_unseen(vocab: list[str], parts: dict) -> pd.DataFrame:
@@ -259,7 +281,8 @@ def perturbation_baselines(
     contexts: Sequence[str] | None = None,
     features: pd.DataFrame | None = None,
     separator: str = "+",
-    alpha: float = 1.0,
+    one_hot: bool = True,
+    alpha: float | None = None,
     layer: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The simple baselines' predicted mean expression for perturbations.
@@ -272,15 +295,16 @@ def perturbation_baselines(
     - ``"additive"``: control plus the sum of the observed shifts of a combination's
       parts (a part never seen alone adds nothing; for a single perturbation not seen,
       this is ``"no change"``);
-    - ``"linear"``: control plus a ridge regression of the shifts on the same features
-      as :func:`predict_perturbation_embeddings` (one-hot by default).
+    - ``"linear"``: control plus a ridge regression of the shifts on the same design
+      as :func:`predict_perturbation_embeddings` (feature table and multi-hot, penalties
+      by leave-one-out).
 
     Parameters
     ----------
     adata, perturbation_key, control, perturbations, context_key, contexts, features
         As in :func:`predict_perturbation_embeddings`; the sets are the perturbation (×
         context) groups of ``adata``.
-    separator, alpha
+    separator, one_hot, alpha
         As in :func:`predict_perturbation_embeddings`.
     layer
         Layer with the counts (default ``X``).
@@ -295,9 +319,9 @@ def perturbation_baselines(
         labels = labels + " | " + adata.obs[context_key].astype(str)
     groups = _groups(adata.obs, labels, perturbation_key, context_key)
     means = _group_means(adata, labels, layer).loc[groups.index]
-    parts, design = _design(groups, perturbations, control, separator, features)
+    parts, blocks = _design(groups, perturbations, control, separator, features, one_hot)
     base, shifts = _shifts(means, groups, control)
-    intercept, w = _ridge_on_shifts(shifts, groups, design, alpha)
+    design, (intercept, w, choice) = _ridge_on_shifts(shifts, groups, blocks, alpha)
     requests = _requests(perturbations, contexts, base)
     single = {
         (parts[p][0], groups.loc[s, "context"]): shifts.loc[s].to_numpy()
@@ -313,6 +337,8 @@ def perturbation_baselines(
         out["additive"].append(base[c] + sum((single.get((q, c), zero) for q in parts[p]), zero))
         out["linear"].append(base[c] + intercept + design.loc[p].to_numpy() @ w)
     index = [_label(p, c) for p, c in requests]
-    return {
+    tables = {
         k: pd.DataFrame(np.array(v), index=index, columns=means.columns) for k, v in out.items()
     }
+    tables["linear"].attrs["ridge"] = choice
+    return tables
