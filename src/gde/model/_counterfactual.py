@@ -70,12 +70,7 @@ class CounterfactualMixin:
             )
         if not isinstance(embeddings, pd.DataFrame):
             raise TypeError("embeddings must be a DataFrame, one named row per embedding.")
-        z = np.asarray(embeddings.to_numpy(), dtype=np.float32)
-        if z.ndim != 2 or z.shape[1] != self.module.n_latent or not np.isfinite(z).all():
-            raise ValueError(
-                f"embeddings must be finite, shaped (n, {self.module.n_latent}); got "
-                f"{z.shape}{'' if np.isfinite(z).all() else ' with NaN or inf'}."
-            )
+        names, z = self._embedding_rows(embeddings)
         adata = self.adata if adata is None else adata
         z_source = self.get_distribution_embeddings(adata, sets=[source], key_added=None)
         cells = group_cells_by_set(adata.obs[self.set_key])[str(source)]
@@ -89,7 +84,6 @@ class CounterfactualMixin:
         blocks = self._counterfactual_blocks(
             x, z_source.to_numpy()[0], z, covariates, seed, batch_size
         )
-        names = [str(i) for i in embeddings.index]
         obs = pd.DataFrame(
             {
                 self.set_key: pd.Categorical(np.repeat(names, len(cells)), categories=names),
@@ -97,12 +91,9 @@ class CounterfactualMixin:
             },
             index=[f"cf_{i}" for i in range(len(names) * len(cells))],
         )
-        if self.module.n_batch > 1:  # each cell stays in its own batch
-            mapping = manager.get_state_registry(GDE_KEYS.BATCH_KEY).categorical_mapping
-            batches = np.asarray(mapping).astype(str)
-            codes = np.tile(covariates[GDE_KEYS.BATCH_KEY].ravel().astype(int), len(names))
-            key = self._setup_args.get("batch_key") or "batch"
-            obs[key] = pd.Categorical(batches[codes], categories=batches)
+        if GDE_KEYS.BATCH_KEY in covariates:  # each cell stays in its own batch
+            codes = np.tile(covariates[GDE_KEYS.BATCH_KEY].ravel(), len(names))
+            obs = self._with_batch_column(obs, codes)
         return self._generated_adata(blocks, obs)
 
     def _counterfactual_blocks(self, x, z_source, z, covariates, seed, batch_size):

@@ -159,13 +159,33 @@ class GenerationMixin:
             },
             index=[f"gen_{i}" for i in range(len(labels) * n_cells)],
         )
+        return self._with_batch_column(obs, np.repeat([c["batch"] for c in contexts], n_cells))
+
+    def _with_batch_column(self, obs: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
+        """``obs`` with the batch of each element (column named as at setup), if several."""
         if self.module.n_batch > 1:
             mapping = self.adata_manager.get_state_registry(GDE_KEYS.BATCH_KEY)
             names = np.asarray(mapping.categorical_mapping).astype(str)
-            codes = np.repeat([c["batch"] for c in contexts], n_cells)
             key = self._setup_args.get("batch_key") or "batch"
-            obs[key] = pd.Categorical(names[codes], categories=names)
+            obs[key] = pd.Categorical(names[np.asarray(codes, dtype=int)], categories=names)
         return obs
+
+    def _embedding_rows(self, embeddings) -> tuple[list[str], np.ndarray]:
+        """Names and rows (float32) of embeddings to decode; refuses a wrong shape or NaN."""
+        if isinstance(embeddings, pd.DataFrame):
+            labels, z = [str(i) for i in embeddings.index], embeddings.to_numpy()
+        else:
+            z = np.asarray(embeddings)
+            z = z[None] if z.ndim == 1 else z
+            labels = [f"embedding_{i}" for i in range(len(z))]
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.module.n_latent:
+            raise ValueError(
+                f"embeddings must be shaped (n, {self.module.n_latent}), got {z.shape}."
+            )
+        if not np.isfinite(z).all():
+            raise ValueError("embeddings contain NaN or infinite values.")
+        return labels, z
 
     def _generated_adata(self, x, obs: pd.DataFrame) -> AnnData:
         """Generated elements (rows of ``x``) as the output object; override per modality."""
@@ -261,19 +281,7 @@ class GenerationMixin:
                 for c in contexts:
                     c["batch"] = batch_code
         else:
-            if isinstance(embeddings, pd.DataFrame):
-                labels, z = [str(i) for i in embeddings.index], embeddings.to_numpy()
-            else:
-                z = np.asarray(embeddings)
-                z = z[None] if z.ndim == 1 else z
-                labels = [f"embedding_{i}" for i in range(len(z))]
-            z = np.asarray(z, dtype=np.float32)
-            if z.ndim != 2 or z.shape[1] != self.module.n_latent:
-                raise ValueError(
-                    f"embeddings must have shape (n, {self.module.n_latent}), got {z.shape}."
-                )
-            if not np.isfinite(z).all():
-                raise ValueError("embeddings contain NaN or infinite values.")
+            labels, z = self._embedding_rows(embeddings)
             contexts = [self._default_context(batch_code) for _ in labels]
         return self._generate(z, labels, contexts, n_cells, seed, batch_size, **sampler_kwargs)
 

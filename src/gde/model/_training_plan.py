@@ -41,16 +41,17 @@ class GDETrainingPlan(TrainingPlan):
         target = self.pair_w2.matrix(codes, max_new=self.module.w2_pairs)
         mixed = (all_codes != codes[:, None]).any(dim=1)
         if mixed.any():
-            target = self._mixture_targets(batch, target, mixed)
+            target = self._mixture_targets(batch, codes, target, mixed)
         return {**batch, GDE_KEYS.W2_TARGET_KEY: target}
 
     def _mixture_targets(
-        self, batch: dict, target: torch.Tensor, mixed: torch.Tensor
+        self, batch: dict, codes: torch.Tensor, target: torch.Tensor, mixed: torch.Tensor
     ) -> torch.Tensor:
         """W2 of sets mixed by the sampler, measured on the minibatch's own elements.
 
         A mixture has no cached cloud: its W2 to ``w2_pairs // 2`` random partners (the
         fixed cloud of a set, a mixture's drawn elements) is computed now, the rest is NaN.
+        ``codes``: the set code of each set of the minibatch (its first element's).
         """
         n_sets = target.shape[0]
         target = target.clone()
@@ -61,7 +62,6 @@ class GDETrainingPlan(TrainingPlan):
         i, j = i[involved], j[involved]
         pick = torch.randperm(len(i))[: max(1, self.module.w2_pairs // 2)]
         i, j = i[pick], j[pick]
-        codes = batch[GDE_KEYS.SET_KEY][:, 0, 0].long().cpu()
         cached = torch.tensor([int(c) in self.pair_w2.clouds for c in codes]) & ~mixed
         # the sets measured on their drawn elements: mixtures, and sets without a cloud
         rows = torch.unique(torch.cat([i, j]))

@@ -26,9 +26,10 @@ def _solve(x: np.ndarray, y: np.ndarray, penalty: np.ndarray):
     """
     mx, my = x.mean(0), y.mean(0)
     xc, yc = x - mx, y - my
-    gram = xc.T @ xc + np.diag(penalty)
-    w = np.linalg.solve(gram, xc.T @ yc)
-    hat = np.einsum("ij,ji->i", xc, np.linalg.solve(gram, xc.T))
+    # (X'X + P)^-1 X', once: it gives both the weights and the hat matrix's diagonal
+    proj = np.linalg.solve(xc.T @ xc + np.diag(penalty), xc.T)
+    w = proj @ yc
+    hat = np.einsum("ij,ji->i", xc, proj)
     # centring takes 1/n of each row's leverage
     resid = (yc - xc @ w) / np.clip(1.0 - hat - 1.0 / len(x), 1e-6, None)[:, None]
     total = float((yc**2).sum())
