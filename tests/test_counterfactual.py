@@ -46,6 +46,27 @@ def test_counterfactual_counts_keep_each_cell(count_model):
     assert not np.array_equal(x, model.counterfactual(emb, "set_0", seed=1).X.toarray())
 
 
+def test_counterfactual_draws_each_cell_several_times(count_model):
+    model = count_model
+    emb = model.get_distribution_embeddings(sets=["set_1", "set_4"], key_added=None)
+    one = model.counterfactual(emb, "set_0", seed=0)
+    many = model.counterfactual(emb, "set_0", n_samples=3, seed=0)
+    n = one.n_obs // 2
+    assert many.n_obs == 3 * one.n_obs
+    # embedding by embedding, then draw by draw, each draw over every source cell
+    assert list(many.obs["draw"]) == [d for _ in range(2) for d in range(3) for _ in range(n)]
+    assert (many.obs["set"].to_numpy()[: 3 * n] == "set_1").all()
+    assert list(many.obs["source_cell"][n : 2 * n]) == list(one.obs["source_cell"][:n])
+    x = many.X.toarray()
+    assert not np.array_equal(x[:n], x[n : 2 * n])  # draws differ
+    # ... of the same cells: a cell's draws share its library, so totals correlate
+    per_cell = x[: 3 * n].reshape(3, n, -1).sum(-1)
+    same = np.corrcoef(np.log1p(per_cell[0]), np.log1p(per_cell[1]))[0, 1]
+    assert same > 0.5
+    with pytest.raises(ValueError, match="n_samples"):
+        model.counterfactual(emb, "set_0", n_samples=0)
+
+
 def test_counterfactual_moves_cells_to_the_target_set():
     """Count sets of two cell states, each set with its own marker genes: a set's cells
     decoded under another's embedding take on its markers and keep their state."""

@@ -23,6 +23,7 @@ class CounterfactualMixin:
         source: str,
         *,
         adata: AnnData | None = None,
+        n_samples: int = 1,
         seed: int | None = None,
         batch_size: int = 4096,
     ) -> AnnData:
@@ -50,6 +51,12 @@ class CounterfactualMixin:
             The set whose cells are moved (a value of the model's ``set_key``).
         adata
             AnnData holding ``source``; the training data by default.
+        n_samples
+            Draws of each source cell under each embedding. Several draws give more
+            cells from a small source set and a mean expression with less sampling noise
+            (average the draws); the draws of one cell share its latent and library, so
+            keep one draw per cell where cells are compared as a sample (e.g. distances
+            between distributions).
         seed
             Seed of the decoder's draws (the global random state is left untouched).
         batch_size
@@ -57,10 +64,12 @@ class CounterfactualMixin:
 
         Returns
         -------
-        AnnData with ``len(source's cells) × len(embeddings)`` cells, embedding by
-        embedding: counts (sparse) for count models; ``obs`` has the set column (named as
-        at setup) with the embedding's name, ``source_cell``, the real cell each one
-        comes from, and (with several batches) the batch column, the source cell's batch.
+        AnnData with ``len(source's cells) × n_samples × len(embeddings)`` cells,
+        embedding by embedding, then draw by draw: counts (sparse) for count models;
+        ``obs`` has the set column (named as at setup) with the embedding's name,
+        ``source_cell``, the real cell each one comes from, ``draw`` (0 to
+        ``n_samples - 1``) and, with several batches, the batch column (the source
+        cell's batch).
         """
         self._require_trained()
         if not hasattr(self.module, "counterfactual"):
@@ -71,6 +80,12 @@ class CounterfactualMixin:
         if not isinstance(embeddings, pd.DataFrame):
             raise TypeError("embeddings must be a DataFrame, one named row per embedding.")
         names, z = self._embedding_rows(embeddings)
+        if (
+            not isinstance(n_samples, int | np.integer)
+            or isinstance(n_samples, bool)
+            or n_samples < 1
+        ):
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         adata = self.adata if adata is None else adata
         z_source = self.get_distribution_embeddings(adata, sets=[source], key_added=None)
         cells = group_cells_by_set(adata.obs[self.set_key])[str(source)]
@@ -82,28 +97,30 @@ class CounterfactualMixin:
             if key in manager.data_registry
         }
         blocks = self._counterfactual_blocks(
-            x, z_source.to_numpy()[0], z, covariates, seed, batch_size
+            x, z_source.to_numpy()[0], z, covariates, n_samples, seed, batch_size
         )
+        per_target, n_out = len(cells) * n_samples, len(cells) * n_samples * len(names)
         obs = pd.DataFrame(
             {
-                self.set_key: pd.Categorical(np.repeat(names, len(cells)), categories=names),
-                "source_cell": np.tile(adata.obs_names[cells].astype(str), len(names)),
+                self.set_key: pd.Categorical(np.repeat(names, per_target), categories=names),
+                "source_cell": np.tile(adata.obs_names[cells].astype(str), n_samples * len(names)),
+                "draw": np.tile(np.repeat(np.arange(n_samples), len(cells)), len(names)),
             },
-            index=[f"cf_{i}" for i in range(len(names) * len(cells))],
+            index=[f"cf_{i}" for i in range(n_out)],
         )
         if GDE_KEYS.BATCH_KEY in covariates:  # each cell stays in its own batch
-            codes = np.tile(covariates[GDE_KEYS.BATCH_KEY].ravel(), len(names))
+            codes = np.tile(covariates[GDE_KEYS.BATCH_KEY].ravel(), n_samples * len(names))
             obs = self._with_batch_column(obs, codes)
         return self._generated_adata(blocks, obs)
 
-    def _counterfactual_blocks(self, x, z_source, z, covariates, seed, batch_size):
-        """Decoded cells, embedding by embedding, in chunks of source cells."""
+    def _counterfactual_blocks(self, x, z_source, z, covariates, n_samples, seed, batch_size):
+        """Decoded cells, embedding by embedding, draw by draw, in chunks of source cells."""
         module = self.module
         module.eval()
         dtypes = {GDE_KEYS.CONT_COVS_KEY: torch.float32}
         per_target = []
         with _seeded(seed, module.device):
-            for target in z:
+            for target in np.repeat(z, n_samples, axis=0):
                 chunks = []
                 for start in range(0, x.shape[0], batch_size):
                     rows = slice(start, start + batch_size)
