@@ -112,6 +112,41 @@ def _scvi_shift(train, held, features, args) -> tuple[dict, list, float]:
     return out, mean, seconds
 
 
+def screen_views(adata) -> dict:
+    """What every script scores a simulated screen with.
+
+    ``train`` (the training cells), ``held`` (held-out labels), ``kind`` (per label),
+    ``means`` and ``ctrl_mean`` (mean log1p per 10k counts), ``x`` and ``labels`` (every
+    cell's log1p expression and label) and ``basis`` (top 50 principal components of
+    the training cells).
+    """
+    obs = adata.obs
+    x = to_dense(log_normalize(get_data(adata)))
+    means = gde.tl.perturbation_means(adata, group_key="perturbation")
+    return {
+        "train": adata[obs["split"] == "train"].copy(),
+        "held": list(obs.loc[obs["split"] == "held_out", "perturbation"].astype(str).unique()),
+        "kind": obs.groupby("perturbation", observed=True)["kind"].first().astype(str),
+        "means": means,
+        "ctrl_mean": means.loc["control"].to_numpy(),
+        "x": x,
+        "labels": obs["perturbation"].astype(str).to_numpy(),
+        "basis": pca(x[np.asarray(obs["split"] == "train")], 50),
+    }
+
+
+def subsampled_energy(fake: np.ndarray, real: np.ndarray, rng, n: int) -> float:
+    """Energy distance of ``n`` random cells of ``fake`` to ``real``, mean of N_DRAWS."""
+    return float(
+        np.mean(
+            [
+                gde.metrics.energy_distance(fake[rng.permutation(len(fake))[:n]], real)
+                for _ in range(N_DRAWS)
+            ]
+        )
+    )
+
+
 def _energy_of_halves(real: np.ndarray, order: np.ndarray) -> float:
     half = len(real) // 2
     return gde.metrics.energy_distance(real[order[:half]], real[order[half:]])
@@ -135,17 +170,12 @@ def run(args) -> dict:
     adata = gde.datasets.simulate_perturbations(**kw)
     info = adata.uns["perturbation_simulation"]
     features = info["features"]
-    obs = adata.obs
-    train = adata[obs["split"] == "train"].copy()
-    held = list(obs.loc[obs["split"] == "held_out", "perturbation"].astype(str).unique())
-    kind = obs.groupby("perturbation", observed=True)["kind"].first().astype(str)
-
     # observed means and cells (log1p per 10k counts) of every perturbation
-    means = gde.tl.perturbation_means(adata, group_key="perturbation")
-    ctrl_mean = means.loc["control"].to_numpy()
-    x = to_dense(log_normalize(get_data(adata)))
-    labels = obs["perturbation"].astype(str).to_numpy()
-    basis = pca(x[np.asarray(obs["split"] == "train")], 50)
+    v = screen_views(adata)
+    train, held, kind, means, ctrl_mean = (
+        v[k] for k in ("train", "held", "kind", "means", "ctrl_mean")
+    )
+    x, labels, basis = v["x"], v["labels"], v["basis"]
     control_cells = x[labels == "control"]
 
     predicted, cells, fits = {}, {}, {}
@@ -217,14 +247,7 @@ def run(args) -> dict:
             fake = project(cells[method][p], *basis)
             # n_generate cells of each method (their own draws, whatever the other methods)
             rng = np.random.default_rng([args.seed, i, zlib.crc32(method.encode())])
-            score["energy distance"] = np.mean(
-                [
-                    gde.metrics.energy_distance(
-                        fake[rng.permutation(len(fake))[: args.n_generate]], real
-                    )
-                    for _ in range(N_DRAWS)
-                ]
-            )
+            score["energy distance"] = subsampled_energy(fake, real, rng, args.n_generate)
             score["energy floor"] = floor
             rows.append({"perturbation": p, "kind": kind[p], "method": method, **score})
     table = pd.DataFrame(rows)

@@ -35,10 +35,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scvi
+from perturbation import _shifted_control, screen_views, subsampled_energy
 
 import gde
 from gde._anndata_utils import get_data, log_normalize, to_dense
-from gde._pca import pca, project
+from gde._pca import project
 
 OUT = Path("benchmarks/results/perturbation_training.jsonl")
 
@@ -47,10 +48,8 @@ def rescore(folders: list[str]) -> None:
     """R² of mean deltas with means from ten draws of each control cell, per saved model."""
     warnings.filterwarnings("ignore")
     adata = gde.datasets.simulate_perturbations(seed=0)
-    obs = adata.obs
-    held = list(obs.loc[obs["split"] == "held_out", "perturbation"].astype(str).unique())
-    kind = obs.groupby("perturbation", observed=True)["kind"].first().astype(str)
-    means = gde.tl.perturbation_means(adata, group_key="perturbation")
+    v = screen_views(adata)
+    held, kind, means = v["held"], v["kind"], v["means"]
     for folder in folders:
         model = gde.GDEModel.load(folder)
         emb = gde.tl.predict_perturbation_embeddings(
@@ -75,15 +74,11 @@ def main(argv: list[str]) -> dict:
     scvi.settings.seed = seed
     adata = gde.datasets.simulate_perturbations(seed=0)
     features = adata.uns["perturbation_simulation"]["features"]
-    obs = adata.obs
-    labels = obs["perturbation"].astype(str).to_numpy()
-    train = adata[obs["split"] == "train"].copy()
-    held = list(obs.loc[obs["split"] == "held_out", "perturbation"].astype(str).unique())
-    kind = obs.groupby("perturbation", observed=True)["kind"].first().astype(str)
-    means = gde.tl.perturbation_means(adata, group_key="perturbation")
-    ctrl_mean = means.loc["control"].to_numpy()
-    x = to_dense(log_normalize(get_data(adata)))
-    basis = pca(x[np.asarray(obs["split"] == "train")], 50)
+    v = screen_views(adata)
+    train, held, kind, means, ctrl_mean = (
+        v[k] for k in ("train", "held", "kind", "means", "ctrl_mean")
+    )
+    x, labels, basis = v["x"], v["labels"], v["basis"]
 
     gde.GDEModel.setup_anndata(train, set_key="perturbation")
     model = gde.GDEModel(train)
@@ -102,7 +97,7 @@ def main(argv: list[str]) -> dict:
     cells = {"gde": {p: gx[glabels == p] for p in held}}
     linear = gde.tl.perturbation_baselines(train, **common)["linear"]
     control_cells = x[labels == "control"]
-    cells["linear"] = {p: control_cells + (linear.loc[p].to_numpy() - ctrl_mean) for p in held}
+    cells["linear"] = {p: _shifted_control(control_cells, ctrl_mean, linear.loc[p]) for p in held}
 
     rows = []
     for i, p in enumerate(held):
@@ -110,12 +105,7 @@ def main(argv: list[str]) -> dict:
         for method, per_set in cells.items():
             fake = project(per_set[p], *basis)
             rng = np.random.default_rng([i, zlib.crc32(method.encode())])
-            energy = np.mean(
-                [
-                    gde.metrics.energy_distance(fake[rng.permutation(len(fake))[:300]], real)
-                    for _ in range(5)
-                ]
-            )
+            energy = subsampled_energy(fake, real, rng, 300)
             score = gde.metrics.perturbation_scores(per_set[p].mean(0), means.loc[p], ctrl_mean)
             rows.append(
                 {
