@@ -14,8 +14,10 @@ each call appends one JSON line to ``benchmarks/results/perturbation_training.js
 
 The first argument is the training seed (``scvi.settings.seed``: the split into training
 and validation sets and the draws), the second a JSON object of ``train()`` arguments,
-the optional third a folder to save the trained model in (with its AnnData). The data
-are the same for every seed. ``docs/perturbation.md`` tabulates the lines.
+the optional third a folder to save the trained model in (with its AnnData; ``-`` for
+none), the optional fourth a JSON object of ``GDEModel`` arguments (e.g.
+``'{"linear_set_effect": true}'``; none by default). The data are the same for every
+seed. ``docs/perturbation.md`` tabulates the lines.
 
     python benchmarks/perturbation_training.py --rescore FOLDER [FOLDER ...]
 
@@ -81,11 +83,12 @@ def main(argv: list[str]) -> dict:
     x, labels, basis = v["x"], v["labels"], v["basis"]
 
     gde.GDEModel.setup_anndata(train, set_key="perturbation")
-    model = gde.GDEModel(train)
+    model_kw = json.loads(argv[3]) if len(argv) > 3 else {}
+    model = gde.GDEModel(train, **model_kw)
     start = time.perf_counter()
     model.train(enable_progress_bar=False, **train_kw)
     seconds = time.perf_counter() - start
-    if len(argv) > 2:  # a folder to keep the trained model in
+    if len(argv) > 2 and argv[2] != "-":  # a folder to keep the trained model in
         model.save(argv[2], overwrite=True, save_anndata=True)
     common = dict(
         perturbation_key="perturbation", control="control", perturbations=held, features=features
@@ -121,6 +124,7 @@ def main(argv: list[str]) -> dict:
     result = {
         "seed": seed,
         "train": train_kw,
+        **({"model": model_kw} if model_kw else {}),
         "steps": int(stop["steps"]),
         "train_seconds": round(seconds, 1),
         "ridge": emb.attrs["ridge"],

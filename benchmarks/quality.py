@@ -13,6 +13,8 @@ same sets. Writes JSON and Markdown.
 
     python benchmarks/quality.py --seeds 1 2 3
     python benchmarks/quality.py --mix-sets 0.5 --out benchmarks/results/quality_mix_sets
+    python benchmarks/quality.py --model-args '{"linear_set_effect": true}' \
+        --out benchmarks/results/quality_linear_set_effect
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ SIM = {
 }
 
 
-def run_seed(seed: int, max_steps: int | None, mix_sets: float = 0.0) -> dict:
+def run_seed(
+    seed: int, max_steps: int | None, mix_sets: float = 0.0, model_args: dict | None = None
+) -> dict:
     scvi.settings.seed = seed
     adata = gde.datasets.simulate_sets(**SIM, seed=seed)
     sim = adata.uns["simulation"]
@@ -48,7 +52,7 @@ def run_seed(seed: int, max_steps: int | None, mix_sets: float = 0.0) -> dict:
     held_out = rng.choice(names, size=len(names) // 3, replace=False)
     train = adata[~adata.obs["set"].isin(held_out)].copy()
     gde.GDEModel.setup_anndata(train, set_key="set", batch_key="batch")
-    model = gde.GDEModel(train)
+    model = gde.GDEModel(train, **(model_args or {}))
     # held-out Spearman every 250 steps, timing the training steps only
     data = {"full": adata, "sim": sim, "names": names, "held_out": held_out}
     curve = Curve(model, data, every=250)
@@ -97,6 +101,9 @@ def main(argv=None):
     parser.add_argument(
         "--mix-sets", type=float, default=0.0, help="train(mix_sets=...); 0: the default"
     )
+    parser.add_argument(
+        "--model-args", type=json.loads, default={}, help="GDEModel arguments, as JSON"
+    )
     parser.add_argument("--out", default="benchmarks/results/quality")
     parser.add_argument(
         "--render", action="store_true", help="only write the Markdown from the stored JSON"
@@ -109,8 +116,9 @@ def main(argv=None):
         runs = stored["runs"]
         args.seeds = [r["seed"] for r in runs]
         args.mix_sets = stored.get("mix_sets", 0.0)
+        args.model_args = stored.get("model_args", {})
     else:
-        runs = [run_seed(s, args.max_steps, args.mix_sets) for s in args.seeds]
+        runs = [run_seed(s, args.max_steps, args.mix_sets, args.model_args) for s in args.seeds]
     metrics = [
         "spearman_w2_held_out",
         "spearman_w2_held_out_cross_batch",
@@ -123,6 +131,7 @@ def main(argv=None):
     result = {
         "simulation": {**SIM, "n_cells_per_set": list(SIM["n_cells_per_set"])},
         "mix_sets": args.mix_sets,
+        "model_args": args.model_args,
         "runs": runs,
         "mean": summary,
     }
@@ -132,8 +141,13 @@ def main(argv=None):
         "# Quality on simulated sets held out of training",
         "",
         f"{SIM['n_sets']} sets of {SIM['n_cells_per_set'][0]}-{SIM['n_cells_per_set'][1]} "
-        f"cells × {SIM['n_genes']} genes, {SIM['n_batches']} batches; GDEModel trained on "
-        "2/3 of the sets with "
+        f"cells × {SIM['n_genes']} genes, {SIM['n_batches']} batches; "
+        + (
+            "GDEModel(" + ", ".join(f"{k}={v!r}" for k, v in args.model_args.items()) + ")"
+            if args.model_args
+            else "GDEModel"
+        )
+        + " trained on 2/3 of the sets with "
         + (
             f"`model.train(mix_sets={args.mix_sets})` (early stopping)"
             if args.mix_sets

@@ -128,8 +128,10 @@ class GDEModel(CounterfactualMixin, SetModelBase):
         kernel mean embedding with random Fourier features, a baseline for comparison.
     **module_kwargs
         Passed to the module, :class:`gde.module.SetCVAE` or :class:`gde.module.SetDDPM`
-        (e.g. ``n_diffusion_steps``, ``cond_dropout``, ``set_kl_weight``); they override
-        the statistics computed from the data (e.g. ``log_batch_shift=None``).
+        (e.g. ``n_diffusion_steps``, ``cond_dropout``, ``set_kl_weight``, and
+        ``linear_set_effect=True``, which perturbation screens should use: the set
+        embedding then also moves each gene's log rate linearly); they override the
+        statistics computed from the data (e.g. ``log_batch_shift=None``).
 
     Examples
     --------

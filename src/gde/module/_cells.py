@@ -46,6 +46,14 @@ class CellModelBase(SetModuleBase):
     log_theta_init
         For counts: initial log inverse dispersion of each feature in the count decoder
         (a moment estimate on the data, computed by the model); random by default.
+    linear_set_effect
+        Let what the decoder is conditioned on (the set embedding of
+        :class:`gde.module.SetCVAE`) also act linearly on every gene's log rate (on the
+        mean, for continuous data), past the hidden layers (:class:`gde.nn.LinearSkip`).
+        Set embeddings that add up (a combination predicted as the sum of its parts'
+        shifts) then give log expression changes that add up, and the hidden layers are
+        left to what depends on the cell. Recommended for perturbation screens (see the
+        perturbation page); off by default.
     **kwargs
         Passed to :class:`gde.module.SetModuleBase` (set encoder, covariates, input
         transform and statistics, W2-matching term).
@@ -63,6 +71,7 @@ class CellModelBase(SetModuleBase):
         dropout_rate: float = 0.1,
         batch_offset_init: np.ndarray | None = None,
         log_theta_init: np.ndarray | None = None,
+        linear_set_effect: bool = False,
         **kwargs,
     ):
         is_counts = likelihood in COUNT_LIKELIHOODS
@@ -74,12 +83,14 @@ class CellModelBase(SetModuleBase):
             "dispersion": dispersion,
             "dropout_rate": dropout_rate,
             "batch_offset_init": batch_offset_init,
+            "linear_set_effect": bool(linear_set_effect),
         }
         self._log_theta_init = log_theta_init
 
     def _build_cells(self, n_condition: int) -> None:
         """Build the cell encoder, then the decoder, each also taking ``n_condition`` inputs."""
         opts = self._cell_options
+        n_linear = n_condition if opts["linear_set_effect"] else 0
         self.cell_encoder = Encoder(
             self.n_input + n_condition + self.encoder_cont,
             self.n_latent_cell,
@@ -100,6 +111,7 @@ class CellModelBase(SetModuleBase):
                 n_cont=self.n_continuous_cov,
                 n_layers=self.n_layers,
                 n_hidden=self.n_hidden,
+                n_linear=n_linear,
             )
         else:
             self.decoder = self.make_count_decoder(
@@ -109,6 +121,7 @@ class CellModelBase(SetModuleBase):
                 self.n_layers,
                 self.n_hidden,
                 opts["batch_offset_init"],
+                n_linear,
             )
 
     def make_count_decoder(
@@ -119,11 +132,13 @@ class CellModelBase(SetModuleBase):
         n_layers: int,
         n_hidden: int,
         batch_offset_init: np.ndarray | None = None,
+        n_linear: int = 0,
     ) -> CountDecoder:
         """Count decoder from ``n_in`` inputs to the genes.
 
         A :class:`gde.nn.CountDecoder` conditioned on batch and covariates, with its
-        per-batch gene offsets set to ``batch_offset_init``.
+        per-batch gene offsets set to ``batch_offset_init`` and its last ``n_linear``
+        inputs also acting linearly on the gene logits.
         """
         decoder = CountDecoder(
             n_in,
@@ -136,6 +151,7 @@ class CellModelBase(SetModuleBase):
             n_layers=n_layers,
             n_hidden=n_hidden,
             segments=self.modality_sizes,
+            n_linear=n_linear,
         )
         theta0 = self._log_theta_init
         if theta0 is not None and dispersion in ("gene", "gene-batch") and likelihood != "poisson":

@@ -82,6 +82,11 @@ class SetDDPM(CellModelBase):
                 f"likelihood must be None (continuous data) or one of {COUNT_LIKELIHOODS}, "
                 f"got {likelihood!r}."
             )
+        if kwargs.get("linear_set_effect"):
+            raise ValueError(
+                "linear_set_effect needs a decoder conditioned on the set embedding; the "
+                "diffusion decoder's cell decoder is not. Use decoder='cvae'."
+            )
         super().__init__(n_input, likelihood=likelihood, n_latent_cell=n_latent_cell, **kwargs)
         if likelihood is None:
             self.n_diffused = n_input

@@ -6,6 +6,7 @@ from ._count_decoder import (  # noqa: F401
     COUNT_LIKELIHOODS,
     CountDecoder,
     Dispersion,
+    LinearSkip,
     log_library,
     split_segments,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "GuidedDenoiser",
     "ImageFeaturizer",
     "KernelMeanEncoder",
+    "LinearSkip",
     "NoiseSchedule",
     "NormalDecoder",
     "PrefixDecoder",

@@ -41,6 +41,24 @@ def decoder_body(
     )
 
 
+class LinearSkip(nn.Module):
+    """A linear map from the last ``n_in`` decoder inputs to the outputs, zero at the start.
+
+    Added to a decoder's output past its hidden layers, it lets those inputs (a set
+    embedding) move each output by a learned direction: shifts of the inputs that add up
+    then add up in the output, which an MLP alone does not guarantee.
+    """
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.n_in = int(n_in)
+        self.weight = nn.Parameter(torch.zeros(n_out, self.n_in))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, n_out)`` from the last ``n_in`` columns of ``x``."""
+        return x[:, -self.n_in :] @ self.weight.T
+
+
 def split_segments(x: torch.Tensor, segments: Sequence[int] | None) -> list[torch.Tensor]:
     """Split the last axis into consecutive blocks of the given sizes (one per modality)."""
     return [x] if segments is None else list(torch.split(x, list(segments), dim=-1))
@@ -103,6 +121,9 @@ class CountDecoder(nn.Module):
         Sizes of consecutive blocks of features that are separate modalities (e.g. genes,
         then surface proteins): each block has its own softmax and library size.
         ``None``: one block.
+    n_linear
+        The last ``n_linear`` inputs (e.g. a set embedding) also act linearly on every
+        gene's log rate, past the hidden layers (:class:`LinearSkip`, zero at the start).
     """
 
     def __init__(
@@ -117,6 +138,7 @@ class CountDecoder(nn.Module):
         n_layers: int = 1,
         n_hidden: int = 128,
         segments: Sequence[int] | None = None,
+        n_linear: int = 0,
     ):
         super().__init__()
         if segments is not None and sum(segments) != n_output:
@@ -128,6 +150,7 @@ class CountDecoder(nn.Module):
         self.dispersion = dispersion
         self.hidden = decoder_body(n_input, n_hidden, n_cat_list, n_cont, n_layers)
         self.scale = nn.Linear(n_hidden, n_output)
+        self.linear = LinearSkip(n_linear, n_output) if n_linear else None
         # per-batch log-fold change of each gene: batch effects need not pass through z
         self.batch_offset = nn.Parameter(torch.zeros(n_batch, n_output)) if n_batch > 1 else None
         self.zi_logits = nn.Linear(n_hidden, n_output) if likelihood == "zinb" else None
@@ -170,6 +193,8 @@ class CountDecoder(nn.Module):
         """
         px = self.hidden(z, batch_index, *cat_list, cont=cont)
         logits = self.scale(px)
+        if self.linear is not None:
+            logits = logits + self.linear(z)
         if self.batch_offset is not None:
             logits = logits + self.batch_offset[batch_index.squeeze(-1).long()]
         blocks = split_segments(logits, self.segments)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from ._count_decoder import decoder_body
+from ._count_decoder import LinearSkip, decoder_body
 
 
 class NormalDecoder(nn.Module):
@@ -29,6 +29,9 @@ class NormalDecoder(nn.Module):
         Number of continuous covariates injected into every layer.
     n_layers, n_hidden
         Size of the hidden network.
+    n_linear
+        The last ``n_linear`` inputs (e.g. a set embedding) also act linearly on the
+        mean, past the hidden layers (:class:`~gde.nn.LinearSkip`, zero at the start).
     """
 
     def __init__(
@@ -39,11 +42,13 @@ class NormalDecoder(nn.Module):
         n_cont: int = 0,
         n_layers: int = 1,
         n_hidden: int = 128,
+        n_linear: int = 0,
     ):
         super().__init__()
         self.hidden = decoder_body(n_input, n_hidden, n_cat_list, n_cont, n_layers)
         self.mean = nn.Linear(n_hidden, n_output)
         self.log_scale = nn.Linear(n_hidden, n_output)
+        self.linear = LinearSkip(n_linear, n_output) if n_linear else None
 
     def forward(
         self,
@@ -54,4 +59,7 @@ class NormalDecoder(nn.Module):
     ) -> Normal:
         """Gaussian of each cell's features, ``(n_cells, n_output)``."""
         h = self.hidden(z, batch_index, *cat_list, cont=cont)
-        return Normal(self.mean(h), self.log_scale(h).clamp(-9.0, 5.0).exp())
+        mean = self.mean(h)
+        if self.linear is not None:
+            mean = mean + self.linear(z)
+        return Normal(mean, self.log_scale(h).clamp(-9.0, 5.0).exp())
