@@ -154,7 +154,8 @@ def _energy_of_halves(real: np.ndarray, order: np.ndarray) -> float:
     return gde.metrics.energy_distance(real[order[:half]], real[order[half:]])
 
 
-def _shifted_control(control_cells: np.ndarray, control_mean, predicted_mean) -> np.ndarray:
+def shifted_control(control_cells: np.ndarray, control_mean, predicted_mean) -> np.ndarray:
+    """Control cells moved by a predicted change of the mean (how mean-only baselines sample)."""
     return control_cells + (np.asarray(predicted_mean) - np.asarray(control_mean))[None]
 
 
@@ -228,7 +229,7 @@ def run(args) -> dict:
     )
     for name, table in base.items():
         predicted[name] = table
-        cells[name] = {p: _shifted_control(control_cells, ctrl_mean, table.loc[p]) for p in held}
+        cells[name] = {p: shifted_control(control_cells, ctrl_mean, table.loc[p]) for p in held}
     scvi_cells, scvi_means, scvi_seconds = _scvi_shift(train, held, features, args)
     fits["scVI latent shift"] = {
         "train_seconds": round(scvi_seconds, 1),

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scvi
-from perturbation import _shifted_control, screen_views, subsampled_energy
+from perturbation import screen_views, shifted_control, subsampled_energy
 
 import gde
 from gde._anndata_utils import get_data, log_normalize, to_dense
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> dict:
     cells = {"gde": {p: gx[glabels == p] for p in held}}
     linear = gde.tl.perturbation_baselines(train, **common)["linear"]
     control_cells = x[labels == "control"]
-    cells["linear"] = {p: _shifted_control(control_cells, ctrl_mean, linear.loc[p]) for p in held}
+    cells["linear"] = {p: shifted_control(control_cells, ctrl_mean, linear.loc[p]) for p in held}
 
     rows = []
     for i, p in enumerate(held):

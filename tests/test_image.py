@@ -285,3 +285,16 @@ def test_fashion_mnist_loader(tmp_path):
     assert "fashion_mnist_sets" in sets.uns
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
         gde.datasets.load_fashion_mnist(tmp_path / "missing")
+
+
+def test_fashion_mnist_real_files():
+    """The real Debian files, where installed: both splits, every class, 10 % each."""
+    from gde.datasets._images import FASHION_MNIST_DIR
+
+    if not (FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST is not installed in {FASHION_MNIST_DIR}")
+    for split, n in (("train", 60_000), ("test", 10_000)):
+        images, labels = gde.datasets.load_fashion_mnist(split=split)
+        assert images.shape == (n, 28, 28) and images.dtype == np.uint8
+        np.testing.assert_array_equal(np.bincount(labels), np.full(10, n // 10))
+        assert 0 < images.mean() < 255

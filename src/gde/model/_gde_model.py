@@ -13,11 +13,6 @@ from scvi.data.fields import (
     CategoricalJointObsField,
     CategoricalObsField,
     LayerField,
-    MuDataCategoricalJointObsField,
-    MuDataCategoricalObsField,
-    MuDataLayerField,
-    MuDataNumericalJointObsField,
-    MuDataWrapper,
     NumericalJointObsField,
     ObsmField,
 )
@@ -37,7 +32,6 @@ from gde.data import (
     SetObsField,
     cell_statistics,
     is_on_disk,
-    mudata_location,
     read_rows,
     resolve_likelihood,
     scan_counts,
@@ -48,8 +42,7 @@ from gde.nn import COUNT_LIKELIHOODS
 
 from ._base import SetModelBase
 from ._counterfactual import CounterfactualMixin
-
-MuDataSetObsField = MuDataWrapper(SetObsField)
+from ._mudata import mudata_fields
 
 Decoder = Literal["cvae", "ddpm"]
 Likelihood = Literal["nb", "zinb", "poisson", "normal"]
@@ -374,50 +367,17 @@ class GDEModel(CounterfactualMixin, SetModelBase):
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
         setup_method_args = cls._get_setup_method_args(**locals())
-        from mudata import MuData
-
-        if not isinstance(mdata, MuData):
-            raise TypeError(
-                f"setup_mudata takes a MuData, got {type(mdata).__name__}; use "
-                "GDEModel.setup_anndata for an AnnData."
-            )
-        modalities = {"rna_layer": "rna", "protein_layer": "prot", **(modalities or {})}
-        for role in ("rna_layer", "protein_layer"):
-            if modalities[role] not in mdata.mod:
-                raise KeyError(
-                    f"modality '{modalities[role]}' ({role}) is not in the MuData (modalities: "
-                    f"{list(mdata.mod)}). Name them with modalities={{'rna_layer': ..., "
-                    "'protein_layer': ...}."
-                )
-        check_set_column(mdata, set_key)
-        rna = mdata[modalities["rna_layer"]]
-        prot = mdata[modalities["protein_layer"]]
-        for mod, layer, name in (
-            (rna, rna_layer, "rna_layer"),
-            (prot, protein_layer, "protein_layer"),
-        ):
-            x = get_data(mod, layer=layer)
-            where = mudata_location(modalities[name], layer)
-            check_finite(x, where)
-            check_counts(x, where, "nb")
-        check_obs_columns(mdata, [batch_key] if batch_key else None, "batch_key")
-        check_obs_columns(mdata, categorical_covariate_keys, "categorical covariate")
-        check_obs_columns(mdata, continuous_covariate_keys, "continuous covariate")
+        fields, modalities = mudata_fields(
+            mdata,
+            set_key,
+            rna_layer,
+            protein_layer,
+            batch_key,
+            categorical_covariate_keys,
+            continuous_covariate_keys,
+            modalities,
+        )
         setup_method_args[_SETUP_ARGS_KEY]["modalities"] = modalities
-        fields = [
-            MuDataLayerField(
-                GDE_KEYS.X_KEY, rna_layer, mod_key=modalities["rna_layer"],
-                is_count_data=True, mod_required=True,
-            ),
-            MuDataLayerField(
-                GDE_KEYS.PROTEIN_KEY, protein_layer, mod_key=modalities["protein_layer"],
-                is_count_data=True, mod_required=True,
-            ),
-            MuDataSetObsField(GDE_KEYS.SET_KEY, set_key),
-            MuDataCategoricalObsField(GDE_KEYS.BATCH_KEY, batch_key),
-            MuDataCategoricalJointObsField(GDE_KEYS.CAT_COVS_KEY, categorical_covariate_keys),
-            MuDataNumericalJointObsField(GDE_KEYS.CONT_COVS_KEY, continuous_covariate_keys),
-        ]  # fmt: skip
         manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
         with quiet_backend():
             manager.register_fields(mdata, **kwargs)

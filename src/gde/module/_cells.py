@@ -59,6 +59,9 @@ class CellModelBase(SetModuleBase):
         transform and statistics, W2-matching term).
     """
 
+    #: the cell decoder is conditioned on the set embedding (``linear_set_effect`` needs it)
+    set_conditioned_decoder = True
+
     def __init__(
         self,
         n_input: int,
@@ -74,6 +77,11 @@ class CellModelBase(SetModuleBase):
         linear_set_effect: bool = False,
         **kwargs,
     ):
+        if linear_set_effect and not self.set_conditioned_decoder:
+            raise ValueError(
+                f"linear_set_effect needs a cell decoder conditioned on the set embedding; "
+                f"{type(self).__name__}'s is not. Use decoder='cvae'."
+            )
         is_counts = likelihood in COUNT_LIKELIHOODS
         super().__init__(n_input, data_kind="counts" if is_counts else "continuous", **kwargs)
         self.likelihood = likelihood

@@ -82,11 +82,6 @@ class SetDDPM(CellModelBase):
                 f"likelihood must be None (continuous data) or one of {COUNT_LIKELIHOODS}, "
                 f"got {likelihood!r}."
             )
-        if kwargs.get("linear_set_effect"):
-            raise ValueError(
-                "linear_set_effect needs a decoder conditioned on the set embedding; the "
-                "diffusion decoder's cell decoder is not. Use decoder='cvae'."
-            )
         super().__init__(n_input, likelihood=likelihood, n_latent_cell=n_latent_cell, **kwargs)
         if likelihood is None:
             self.n_diffused = n_input
@@ -102,6 +97,9 @@ class SetDDPM(CellModelBase):
         )
         self.noise_schedule = NoiseSchedule(n_diffusion_steps, schedule=noise_schedule)
         self.clip_denoised = clip_denoised
+
+    #: the denoiser, not the cell decoder, reads the set embedding
+    set_conditioned_decoder = False
 
     #: Adam's ε for this module. The denoising loss has small gradients; scvi-tools'
     #: default ε = 0.01 damps them and slows diffusion training several-fold.
