@@ -33,11 +33,11 @@ import pandas as pd
 import scvi
 import torch
 from default_training import command, write_results
-from images import _train
+from images import _train, score_generated
 from sklearn.linear_model import LogisticRegression
 
 import gde
-from gde._pca import pca, project
+from gde._pca import pca
 
 
 def _read(model, adata, sets, weights, classifier, basis, n, generate=True, **sample_kw):
@@ -57,10 +57,8 @@ def _read(model, adata, sets, weights, classifier, basis, n, generate=True, **sa
             "absent-class share": float(np.mean(~np.isin(pred, w.index[w > 0]))),
         }
         if generate:
-            half = real[rng.permutation(len(real))[len(real) // 2 :]]
-            m = min(len(half), len(images))
-            fake, ref = (project(x[:m].reshape(m, -1), *basis) for x in (images, half))
-            row["sinkhorn"] = gde.metrics.sinkhorn_divergence(fake, ref)
+            scores = score_generated(images, real, pred, w, classes, basis, rng)
+            row["sinkhorn"] = scores["sinkhorn generated"]
         rows.append(row)
     return pd.DataFrame(rows).mean().round(4).to_dict()
 

@@ -65,6 +65,24 @@ def _train(adata, max_steps: int | None, untrained=None, **model_kw):
     return model, info, start_emb
 
 
+def score_generated(fake, real, pred, weight, classes, basis, rng) -> dict:
+    """One set's generated images ``fake``: class-proportion L1 and Sinkhorn to real half B.
+
+    ``pred``: the classes a classifier reads in ``fake``; ``weight``: the set's true
+    class weights. The real images are split at random (``rng``) into halves A and B;
+    the floor is A against B, as many images each as are compared.
+    """
+    order = rng.permutation(len(real))
+    a, b = real[order[: len(real) // 2]], real[order[len(real) // 2 :]]
+    m = min(len(a), len(b), len(fake))
+    feats = [project(x[:m].reshape(m, -1), *basis) for x in (fake, a, b)]
+    return {
+        "proportion L1": gde.metrics.class_proportion_error(pred, weight, classes),
+        "sinkhorn generated": gde.metrics.sinkhorn_divergence(feats[0], feats[2]),
+        "sinkhorn floor": gde.metrics.sinkhorn_divergence(feats[1], feats[2]),
+    }
+
+
 def _generation(model, adata, held, weights, classifier, basis, args) -> dict:
     """Class-proportion L1 and Sinkhorn to real half B, per held-out set, averaged."""
     start = time.perf_counter()
@@ -76,18 +94,8 @@ def _generation(model, adata, held, weights, classifier, basis, args) -> dict:
     for s in held:
         fake = gen.obsm["X_image"][np.asarray(gen.obs["set"] == s)]
         real = adata.obsm["X_image"][np.asarray(adata.obs["set"] == s)]
-        order = rng.permutation(len(real))
-        a, b = real[order[: len(real) // 2]], real[order[len(real) // 2 :]]
         pred = classifier.predict(fake.reshape(len(fake), -1))
-        m = min(len(a), len(b), len(fake))
-        feats = [project(x[:m].reshape(m, -1), *basis) for x in (fake, a, b)]
-        rows.append(
-            {
-                "proportion L1": gde.metrics.class_proportion_error(pred, weights.loc[s], classes),
-                "sinkhorn generated": gde.metrics.sinkhorn_divergence(feats[0], feats[2]),
-                "sinkhorn floor": gde.metrics.sinkhorn_divergence(feats[1], feats[2]),
-            }
-        )
+        rows.append(score_generated(fake, real, pred, weights.loc[s], classes, basis, rng))
     out = pd.DataFrame(rows).mean().round(4).to_dict()
     out["sinkhorn ratio to floor"] = round(out["sinkhorn generated"] / out["sinkhorn floor"], 2)
     out["sample_images_per_s"] = round(per_s, 1)
@@ -136,11 +144,10 @@ def dataset(name: str, args) -> dict:
     classes = list(weights.columns)
     # the floor of the proportion L1: the classifier on each set's own real images, whose
     # class shares differ from the weights by sampling and by the classifier's errors
+    held_rows = [np.flatnonzero(np.asarray(adata.obs["set"] == s)) for s in held]
     real_l1 = [
-        gde.metrics.class_proportion_error(
-            classifier.predict(pixels[np.asarray(adata.obs["set"] == s)]), weights.loc[s], classes
-        )
-        for s in held
+        gde.metrics.class_proportion_error(classifier.predict(pixels[r]), weights.loc[s], classes)
+        for s, r in zip(held, held_rows, strict=True)
     ]
     out = {
         "classifier accuracy (held-out images)": round(accuracy, 3),
@@ -153,7 +160,6 @@ def dataset(name: str, args) -> dict:
     pixel = gde.tl.pixel_mean_embedding(adata, set_key="set", key_added=None)
     out["spearman"] = {"pixel-mean pseudobulk": rho(pixel.loc[truth.index], truth, pairs)}
     # the geometry the W2-matching term follows, computed exactly: a reference, not a method
-    held_rows = [np.flatnonzero(np.asarray(adata.obs["set"] == s)) for s in held]
     for label, feats in (
         ("exact W2 between the sets, pixels (reference)", pixels),
         (

@@ -63,6 +63,9 @@ class SetDDPM(CellModelBase):
         decoder.
     """
 
+    #: the denoiser, not the cell decoder, reads the set embedding
+    set_conditioned_decoder = False
+
     def __init__(
         self,
         n_input: int,
@@ -97,9 +100,6 @@ class SetDDPM(CellModelBase):
         )
         self.noise_schedule = NoiseSchedule(n_diffusion_steps, schedule=noise_schedule)
         self.clip_denoised = clip_denoised
-
-    #: the denoiser, not the cell decoder, reads the set embedding
-    set_conditioned_decoder = False
 
     #: Adam's ε for this module. The denoising loss has small gradients; scvi-tools'
     #: default ε = 0.01 damps them and slows diffusion training several-fold.
