@@ -24,6 +24,7 @@ of optimiser steps) and in sampling.
 
     python benchmarks/sequences.py            # full run
     python benchmarks/sequences.py --quick    # minutes; every step runs
+    python benchmarks/sequences.py --model-args '{"w2_debias": true}' --out DIR
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ FAMILIES = {
 
 
 def _train(
-    adata, set_key: str, max_steps: int | None, untrained=None, **setup
+    adata, set_key: str, max_steps: int | None, untrained=None, model_args=None, **setup
 ) -> tuple[SeqGDEModel, dict]:
     """Train with the default ``train()``; ``untrained``: AnnData to embed before training."""
     SeqGDEModel.setup_anndata(adata, set_key=set_key, **setup)
-    model = SeqGDEModel(adata)
+    model = SeqGDEModel(adata, **(model_args or {}))
     info, start_emb = train_default(model, max_steps, "sequences", untrained)
     return model, {**info, "untrained": start_emb}
 
@@ -69,7 +70,9 @@ def motif_family(name: str, factors, args) -> dict:
     mask = np.isin(truth.index, held)
     pairs = mask[:, None] & mask[None, :]
     train = adata[adata.obs["split"] == "train"].copy()
-    model, out = _train(train, "set", args.max_steps, untrained=adata, sequence_key="sequence")
+    model, out = _train(
+        train, "set", args.max_steps, adata, args.model_args, sequence_key="sequence"
+    )
     start_emb = out.pop("untrained")
     gde_emb = model.get_distribution_embeddings(adata, key_added=None)
     kmer = gde.tl.kmer_embedding(adata, set_key="set", sequence_key="sequence", key_added=None)
@@ -119,7 +122,7 @@ def methylation(args) -> dict:
     keep = half != None  # noqa: E711  (reads left out of a quick run)
     reads = reads[keep].copy()
     reads.obs["half"] = pd.Categorical(half[keep])
-    model, out = _train(reads, "half", args.max_steps)
+    model, out = _train(reads, "half", args.max_steps, model_args=args.model_args)
     out.pop("untrained")
     emb = model.get_distribution_embeddings(reads, key_added=None)
     rate = gde.tl.position_rate_embedding(reads, set_key="half", key_added=None)
@@ -204,6 +207,9 @@ def main(argv=None) -> None:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES))
     parser.add_argument("--no-methylation", action="store_true")
     parser.add_argument("--max-steps", type=int, default=None, help="default: train()'s own")
+    parser.add_argument(
+        "--model-args", type=json.loads, default={}, help="SeqGDEModel arguments, as JSON"
+    )
     parser.add_argument("--out", default="benchmarks/results/sequences")
     args = parser.parse_args(argv)
     if args.quick:

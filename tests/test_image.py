@@ -213,6 +213,8 @@ def test_save_load_roundtrip(trained_image, tmp_path):
     a = model.get_distribution_embeddings(full.copy(), key_added=None)
     b = loaded.get_distribution_embeddings(full.copy(), key_added=None)
     pd.testing.assert_frame_equal(a, b, atol=1e-6, rtol=0)
+    # images debias their W2 targets by default: train() measured the floor
+    assert float(model.module.w2_offset) > 0
 
 
 def test_untrained_embedding_is_the_pixel_mean_pseudobulk():

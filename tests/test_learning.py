@@ -116,6 +116,42 @@ def test_w2_term_uses_given_targets_and_all_pairs_in_evaluation():
     assert float(metrics["w2_mismatch"]) == pytest.approx(4.0)
 
 
+def test_w2_offset_debiases_the_targets():
+    module = SetCVAE(6, n_latent=3, likelihood="normal", w2_weight=1.0).eval()
+    z = torch.tensor([[0.0, 0, 0], [3.0, 0, 0], [0.0, 4, 0]])
+    target = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, np.nan], [2.0, np.nan, 0.0]])
+    module.w2_offset.fill_(3.0)
+    _, metrics = module.w2_matching({"z_set": z}, target)
+    # targets sqrt(max(1 - 3, 0)) = 0 and sqrt(4 - 3) = 1: (3 - 0)² and (4 - 1)²
+    assert float(metrics["w2_mismatch"]) == pytest.approx(9.0)
+
+
+def test_w2_debias_measures_the_floor_between_samples_of_one_set():
+    from anndata import AnnData
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8 * 100, 3)).astype(np.float32)  # every set: one distribution
+    adata = AnnData(x, obs={"set": np.repeat([f"s{i}" for i in range(8)], 100)})
+    gde.GDEModel.setup_anndata(adata, set_key="set")
+    scvi.settings.seed = 0
+    kw = {"n_latent": 2, "w2_weight": 1.0, "w2_n_cells": 32, "likelihood": "normal"}
+    plain = gde.GDEModel(adata, **kw)
+    plain.train(**TRAIN_KW)
+    assert float(plain.module.w2_offset) == 0.0
+    model = gde.GDEModel(adata, w2_debias=True, **kw)
+    model.train(**TRAIN_KW)
+    floor = float(model.module.w2_offset)
+    # W2² between random 32-cell samples of the same distribution, as the targets see it
+    points = model.module.w2_points({"X": torch.as_tensor(x[:200]), "batch": torch.zeros(200, 1)})
+    draws = [
+        exact_w2_squared(points[r[:32]][None], points[r[32:64]][None])[0]
+        for r in (torch.as_tensor(rng.permutation(200)) for _ in range(40))
+    ]
+    assert floor == pytest.approx(float(torch.stack(draws).median()), rel=0.35)
+    # a weight file has no floor: models saved before it existed load unchanged
+    assert "w2_offset" not in model.module.state_dict()
+
+
 def test_mmd_to_standard_normal_is_near_zero_only_for_the_prior():
     torch.manual_seed(0)
     on = mmd_to_standard_normal(torch.randn(2, 2000, 4))

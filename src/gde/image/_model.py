@@ -64,6 +64,8 @@ class ImageGDEModel(SetModelBase):
     w2_pairs, w2_solver, w2_n_comps, w2_n_cells
         Pairs of sets per step, OT solver, components and images per set of the W2 term
         (as in :class:`gde.GDEModel`).
+    w2_debias
+        Subtract the sampling floor from the W2 targets (see :class:`gde.GDEModel`).
     mean_path
         Start the embedding at the set means of the pixels projected on their principal
         axes (a pixel-mean pseudobulk); training adds what they miss.
@@ -113,10 +115,11 @@ class ImageGDEModel(SetModelBase):
         w2_solver: str = "auto",
         w2_n_comps: int = 20,
         w2_n_cells: int = 128,
+        w2_debias: bool = True,
         mean_path: bool = True,
         **module_kwargs,
     ):
-        super().__init__(adata, w2_n_cells=w2_n_cells)
+        super().__init__(adata, w2_n_cells=w2_n_cells, w2_debias=w2_debias)
         info = registered_images(self.adata_manager, GDE_KEYS.X_KEY)
         images = self.adata_manager.get_from_registry(GDE_KEYS.X_KEY)
         rows = reference_rows(len(images), _N_REFERENCE, settings.seed or 0, salt=13)

@@ -53,11 +53,12 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
     _training_plan_cls = GDETrainingPlan
     _train_runner_cls = TrainRunner
 
-    def __init__(self, adata: AnnData, w2_n_cells: int = 128):
+    def __init__(self, adata: AnnData, w2_n_cells: int = 128, w2_debias: bool = False):
         _check_not_a_copy(type(self), adata)
         super().__init__(adata)
         self.gde_version_ = _package_version()  # saved with the model (see `load`)
         self._w2_n_cells = w2_n_cells
+        self._w2_debias = bool(w2_debias)
         self.train_sets_ = None
         self.validation_sets_ = None
         self.excluded_sets_ = None

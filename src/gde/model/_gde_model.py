@@ -110,6 +110,11 @@ class GDEModel(CounterfactualMixin, SetModelBase):
         Principal components of the W2 space.
     w2_n_cells
         Cells per set between which W2 is measured.
+    w2_debias
+        Subtract the sampling floor from the W2 targets: two samples of one set are not
+        at W2 0, and the encoder cannot separate them. Before training, the median W2²
+        between two disjoint halves of a training set's cells (at most ``w2_n_cells``
+        each) is measured, and each target becomes ``sqrt(max(W2² - floor, 0))``.
     mean_path
         Give the set encoder a linear path from each set's mean (encoder input, i.e.
         batch-corrected ``log1p`` expression for counts), starting at its projection on
@@ -156,11 +161,12 @@ class GDEModel(CounterfactualMixin, SetModelBase):
         w2_solver: Literal["auto", "exact", "sinkhorn"] = "auto",
         w2_n_comps: int = 20,
         w2_n_cells: int = 128,
+        w2_debias: bool = False,
         mean_path: bool = True,
         set_encoder: Literal["deepsets", "kme"] = "deepsets",
         **module_kwargs,
     ):
-        super().__init__(adata, w2_n_cells=w2_n_cells)
+        super().__init__(adata, w2_n_cells=w2_n_cells, w2_debias=w2_debias)
         if decoder not in ("cvae", "ddpm"):
             raise ValueError(f"decoder must be 'cvae' or 'ddpm', got {decoder!r}.")
         source = self._source

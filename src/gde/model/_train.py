@@ -12,7 +12,7 @@ from scvi import settings
 from gde._constants import GDE_KEYS
 from gde._quiet import quiet_backend
 from gde.data import OrderedReads, SetDataSplitter
-from gde.nn import PairwiseW2
+from gde.nn import PairwiseW2, batch_w2_squared
 
 from ._budget import (
     STEPS_PER_EPOCH,
@@ -31,7 +31,7 @@ class SetTrainingMixin:
 
     The model needs ``module`` (with ``w2_weight``, ``w2_points`` and ``w2_solver``),
     ``adata_manager``, ``_data_splitter_cls``, ``_training_plan_cls``,
-    ``_train_runner_cls`` and ``_w2_n_cells``.
+    ``_train_runner_cls``, ``_w2_n_cells`` and ``_w2_debias``.
     """
 
     #: elements drawn from each set in a minibatch when ``train(set_size=None)``
@@ -272,7 +272,30 @@ class SetTrainingMixin:
             rows = np.sort(rng.choice(cells, n_points, replace=len(cells) < n_points))
             tensors = {k: torch.as_tensor(v) for k, v in dataset[rows].items()}
             clouds[int(code)] = self.module.w2_points(tensors).cpu()
+        floor = self._w2_floor(splitter, dataset, rng) if self._w2_debias else 0.0
+        self.module.w2_offset.fill_(floor)
         return PairwiseW2(clouds, solver=self.module.w2_solver)
+
+    def _w2_floor(self, splitter: SetDataSplitter, dataset, rng, n_sets: int = 64) -> float:
+        """W2² between two samples of one set, the floor of the W2 targets.
+
+        The median, over up to ``n_sets`` training sets, of W2² in the W2 space between two
+        disjoint halves of a set's cells (at most ``w2_n_cells`` each).
+        """
+        codes = splitter.split.train
+        values = []
+        for code in rng.choice(codes, min(n_sets, len(codes)), replace=False):
+            cells = rng.permutation(splitter.set_cells[code])
+            half = min(len(cells) // 2, self._w2_n_cells)
+            if half < 2:
+                continue
+            parts = []
+            for rows in (cells[:half], cells[half : 2 * half]):
+                tensors = {k: torch.as_tensor(v) for k, v in dataset[np.sort(rows)].items()}
+                parts.append(self.module.w2_points(tensors).cpu())
+            w2 = batch_w2_squared(parts[0][None], parts[1][None], solver=self.module.w2_solver)
+            values.append(float(w2[0]))
+        return float(np.median(values)) if values else 0.0
 
 
 def _check_processes(runner, n_train_sets: int) -> None:

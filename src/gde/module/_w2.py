@@ -57,6 +57,9 @@ class W2MatchingMixin:
         self.register_buffer(
             "reference_batch_offset", as_buffer(reference_batch_offset, (n_batch, n_input))
         )
+        # W2² subtracted from every target: the sampling floor, measured by the model at
+        # each train() (0: none); not saved, so models saved before it load unchanged
+        self.register_buffer("w2_offset", torch.zeros(()), persistent=False)
 
     def _init_mean_path(self) -> None:
         """Start the set encoder's mean path from the W2 space, in encoder-input units.
@@ -136,8 +139,12 @@ class W2MatchingMixin:
         ``w2_weight * mean((||z_i - z_j|| - W2(X_i, X_j))²)``. The target W2 is taken
         from ``w2_target`` (``(n_sets, n_sets)``, NaN where unknown) when given, else
         computed without gradient between the two sets' cells in the minibatch, in the W2
-        space (:meth:`w2_space`). It makes latent L2 distances calibrated to W2, while
-        the generative loss keeps the embedding a description of the whole distribution.
+        space (:meth:`w2_space`). With a positive ``w2_offset`` buffer (W2², the sampling
+        floor a model may set before training), the target is
+        ``sqrt(max(W2² - w2_offset, 0))``: two samples of one distribution are not at W2 0
+        from each other, and an encoder that cannot tell them apart cannot place them at
+        that floor's distance. It makes latent L2 distances calibrated to W2, while the
+        generative loss keeps the embedding a description of the whole distribution.
         Returns the weighted term (0 if ``w2_weight`` is 0) and metrics.
         """
         z_set = inference_outputs["z_set"]
@@ -159,6 +166,8 @@ class W2MatchingMixin:
         if w2_target is None:
             x = self._ot_points(*inference_outputs["ot_inputs"])
             target = batch_w2_squared(x[i], x[j], solver=self.w2_solver).clamp_min(0).sqrt()
+        if self.w2_offset > 0:
+            target = (target.pow(2) - self.w2_offset).clamp_min(0).sqrt()
         latent = (z_set[i] - z_set[j]).pow(2).sum(-1).add(1e-12).sqrt()
         mismatch = (latent - target).pow(2).mean()
         return self.w2_weight * mismatch, {"w2_mismatch": mismatch.detach()}

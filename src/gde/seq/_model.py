@@ -67,6 +67,8 @@ class SeqGDEModel(SetModelBase):
     w2_pairs, w2_solver, w2_n_comps, w2_n_cells
         Pairs of sets per step, OT solver, components and sequences per set of the W2
         term (as in :class:`gde.GDEModel`).
+    w2_debias
+        Subtract the sampling floor from the W2 targets (see :class:`gde.GDEModel`).
     mean_path
         Start the embedding at the set means of the reference features projected on their
         principal axes (a k-mer pseudobulk); training adds what they miss.
@@ -112,11 +114,12 @@ class SeqGDEModel(SetModelBase):
         w2_solver: str = "auto",
         w2_n_comps: int = 20,
         w2_n_cells: int = 128,
+        w2_debias: bool = False,
         mean_path: bool = True,
         kmer_ks: Sequence[int] | None = None,
         **module_kwargs,
     ):
-        super().__init__(adata, w2_n_cells=w2_n_cells)
+        super().__init__(adata, w2_n_cells=w2_n_cells, w2_debias=w2_debias)
         alphabet, width = registered_alphabet(self.adata_manager, GDE_KEYS.X_KEY)
         n_letters = len(alphabet.letters)
         kmer_ks = tuple(kmer_ks or default_kmer_ks(n_letters))
