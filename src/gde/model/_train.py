@@ -269,12 +269,16 @@ class SetTrainingMixin:
         clouds = {}
         for code in np.concatenate([splitter.split.train, splitter.split.validation]):
             cells = splitter.set_cells[code]
-            rows = np.sort(rng.choice(cells, n_points, replace=len(cells) < n_points))
-            tensors = {k: torch.as_tensor(v) for k, v in dataset[rows].items()}
-            clouds[int(code)] = self.module.w2_points(tensors).cpu()
+            rows = rng.choice(cells, n_points, replace=len(cells) < n_points)
+            clouds[int(code)] = self._w2_cloud(dataset, rows)
         floor = self._w2_floor(splitter, dataset, rng) if self._w2_debias else 0.0
         self.module.w2_offset.fill_(floor)
         return PairwiseW2(clouds, solver=self.module.w2_solver)
+
+    def _w2_cloud(self, dataset, rows) -> torch.Tensor:
+        """The cells ``rows`` of ``dataset`` in the W2 space, ``(len(rows), k)``, on the CPU."""
+        tensors = {k: torch.as_tensor(v) for k, v in dataset[np.sort(rows)].items()}
+        return self.module.w2_points(tensors).cpu()
 
     def _w2_floor(self, splitter: SetDataSplitter, dataset, rng, n_sets: int = 64) -> float:
         """W2² between two samples of one set, the floor of the W2 targets.
@@ -289,11 +293,8 @@ class SetTrainingMixin:
             half = min(len(cells) // 2, self._w2_n_cells)
             if half < 2:
                 continue
-            parts = []
-            for rows in (cells[:half], cells[half : 2 * half]):
-                tensors = {k: torch.as_tensor(v) for k, v in dataset[np.sort(rows)].items()}
-                parts.append(self.module.w2_points(tensors).cpu())
-            w2 = batch_w2_squared(parts[0][None], parts[1][None], solver=self.module.w2_solver)
+            a, b = (self._w2_cloud(dataset, r) for r in (cells[:half], cells[half : 2 * half]))
+            w2 = batch_w2_squared(a[None], b[None], solver=self.module.w2_solver)
             values.append(float(w2[0]))
         return float(np.median(values)) if values else 0.0
 
