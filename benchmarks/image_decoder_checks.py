@@ -18,7 +18,7 @@ from the set and the error among the set's own classes. Sinkhorn divergence as i
 ``images.py`` (top 50 pixel PCs, to half of the set's real images). Writes
 ``benchmarks/results/image_decoder_checks.{json,md}``:
 
-    python benchmarks/image_decoder_checks.py               # about 33 min on 2 CPU cores
+    python benchmarks/image_decoder_checks.py               # about 41 min on 2 CPU cores
     python benchmarks/image_decoder_checks.py --quick       # every step, in a minute
 """
 

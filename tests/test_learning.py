@@ -269,3 +269,54 @@ def _rows(model, rows):
     data = manager.create_torch_dataset(data_and_attributes=keys)[np.sort(rows)]
     order = np.argsort(np.argsort(rows, kind="stable"), kind="stable")
     return {k: torch.as_tensor(v)[order] for k, v in data.items()}
+
+
+def test_weight_ema_averages_validates_and_ends_with_the_average():
+    from types import SimpleNamespace
+
+    from gde.model import WeightEMA
+
+    layer = torch.nn.Linear(2, 1, bias=False)
+    plan = SimpleNamespace(module=layer)
+    trainer = SimpleNamespace(global_step=0)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    ema = WeightEMA(decay=0.5)
+    ema.on_fit_start(trainer, plan)
+    expected = torch.zeros(1, 2)
+    for step, value in enumerate([4.0, 8.0, 2.0], start=1):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        trainer.global_step = step
+        ema.on_train_batch_end(trainer, plan, None, None, 0)
+        ema.on_train_batch_end(trainer, plan, None, None, 1)  # no new step: no update
+        expected += (1 - min(0.5, (1 + step) / (10 + step))) * (value - expected)
+    # validation sees the average and training resumes on its own weights
+    ema.on_validation_epoch_start(trainer, plan)
+    torch.testing.assert_close(layer.weight.detach(), expected)
+    ema.on_validation_epoch_end(trainer, plan)
+    assert (layer.weight == 2.0).all()
+    ema.on_train_end(trainer, plan)
+    torch.testing.assert_close(layer.weight.detach(), expected)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        WeightEMA(decay=1.0)
+
+
+def test_weight_ema_is_recorded_and_off_by_default_for_cells():
+    from lightning.pytorch.callbacks import Callback
+
+    class LastWeights(Callback):  # runs before the average replaces the weights
+        def on_train_end(self, trainer, pl_module):
+            self.weights = [p.detach().clone() for p in pl_module.module.parameters()]
+
+    scvi.settings.seed = 0
+    adata = small_sets(n_sets=12)
+    gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+    model = gde.GDEModel(adata, n_latent=4, n_hidden=16, n_set_hidden=16)
+    for ema, kept_raw in ((None, True), (0.9, False)):
+        probe = LastWeights()
+        model.train(weight_ema=ema, callbacks=[probe], **TRAIN_KW)
+        assert model.history["stop"].iloc[-1]["weight_ema"] == (ema or 0.0)
+        weights = zip(probe.weights, model.module.parameters(), strict=True)
+        same = [torch.equal(a, b) for a, b in weights]
+        assert all(same) == kept_raw

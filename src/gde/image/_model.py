@@ -75,6 +75,12 @@ class ImageGDEModel(SetModelBase):
 
     Notes
     -----
+    ``train()`` keeps a moving average of the weights (``weight_ema=0.999``,
+    :class:`gde.model.WeightEMA`) and waits 2,000 steps without progress before stopping
+    (``early_stopping_patience``), as diffusion decoders need: on the digit mixtures at
+    4,300 steps the average raised the held-out Spearman from 0.926 to 0.938 and cut the
+    class-proportion error of generated images from 0.331 to 0.293 (``docs/images.md``).
+
     The geometry of the embedding generalises to new sets only when the model has seen
     many sets. On digit mixtures with 60 training sets, the held-out sets' Spearman
     with the ground truth peaked near 600 steps (0.864) and fell to 0.813 by 1,800
@@ -98,6 +104,14 @@ class ImageGDEModel(SetModelBase):
     """
 
     _default_set_size = 64
+
+    def _default_patience_steps(self) -> int:
+        # the denoising loss is noisy (random timesteps) and keeps falling for thousands
+        # of steps after the embedding has settled
+        return 2000
+
+    def _default_weight_ema(self) -> float:
+        return 0.999
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from ._budget import (
     resolve_steps,
     stop_record,
 )
+from ._ema import WeightEMA
 
 # fewer validation sets than this make early stopping follow noise (a warning says so)
 MIN_VALIDATION_SETS = 2
@@ -52,6 +53,7 @@ class SetTrainingMixin:
         devices: int | list[int] | str = "auto",
         early_stopping: bool = True,
         early_stopping_patience: int | None = None,
+        weight_ema: float | None = None,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -124,6 +126,11 @@ class SetTrainingMixin:
             Optimiser steps without improvement before stopping; by default 1,000
             (2,000 for the diffusion decoder, whose validation loss is noisier), unless
             the model's own docstring states another patience.
+        weight_ema
+            Decay of an exponential moving average of the weights
+            (:class:`gde.model.WeightEMA`): validation and the trained model use the
+            average. ``None``: the model's default (off, unless its docstring says
+            otherwise); ``0``: off; ``0.999`` averages over about 1,000 steps.
         plan_kwargs
             Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``eps``,
             ``n_steps_kl_warmup``, ...). Adam's ``eps`` defaults to ``1e-8``.
@@ -197,6 +204,11 @@ class SetTrainingMixin:
         if early_stopping:
             stopper = ConvergenceStopping(monitor, patience_epochs, min_progress)
             trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), stopper]
+        if weight_ema is None:
+            weight_ema = self._default_weight_ema()
+        if weight_ema:
+            callbacks = trainer_kwargs.get("callbacks", [])
+            trainer_kwargs["callbacks"] = [*callbacks, WeightEMA(weight_ema)]
         trainer_kwargs.setdefault("use_distributed_sampler", False)
         trainer_kwargs.setdefault("max_steps", max_steps)
         trainer_kwargs.setdefault("log_every_n_steps", min(50, steps_per_epoch))
@@ -250,11 +262,20 @@ class SetTrainingMixin:
             monitor=monitor,
             first_epoch=previous,
             min_progress=min_progress,
-        ).assign(set_size=set_size, n_sets_per_batch=n_sets_per_batch, mix_sets=mix_sets)
+        ).assign(
+            set_size=set_size,
+            n_sets_per_batch=n_sets_per_batch,
+            mix_sets=mix_sets,
+            weight_ema=float(weight_ema or 0.0),
+        )
 
     def _default_patience_steps(self) -> int:
         """Steps without improvement before early stopping, by default."""
         return 1000
+
+    def _default_weight_ema(self) -> float:
+        """Decay of the weights' moving average by default (``0``: none)."""
+        return 0.0
 
     def _default_max_steps(self, n_train_sets: int) -> int:
         """Step cap of a default ``train()`` (:func:`gde.model.default_max_steps`)."""
