@@ -320,3 +320,5 @@ def test_weight_ema_is_recorded_and_off_by_default_for_cells():
         weights = zip(probe.weights, model.module.parameters(), strict=True)
         same = [torch.equal(a, b) for a, b in weights]
         assert all(same) == kept_raw
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        model.train(weight_ema=1.5, **TRAIN_KW)

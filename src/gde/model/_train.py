@@ -188,6 +188,12 @@ class SetTrainingMixin:
             early_stopping_patience = self._default_patience_steps()
         patience_epochs = max(1, int(np.ceil(early_stopping_patience / steps_per_epoch)))
 
+        if weight_ema is None:
+            weight_ema = self._default_weight_ema()
+        if weight_ema:  # a bad decay is refused here, before the W2 targets are built
+            callbacks = trainer_kwargs.get("callbacks", [])
+            trainer_kwargs["callbacks"] = [*callbacks, WeightEMA(weight_ema)]
+
         plan_kwargs = dict(plan_kwargs or {})
         if "n_steps_kl_warmup" not in plan_kwargs and "n_epochs_kl_warmup" not in plan_kwargs:
             plan_kwargs["n_epochs_kl_warmup"] = None
@@ -204,11 +210,6 @@ class SetTrainingMixin:
         if early_stopping:
             stopper = ConvergenceStopping(monitor, patience_epochs, min_progress)
             trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), stopper]
-        if weight_ema is None:
-            weight_ema = self._default_weight_ema()
-        if weight_ema:
-            callbacks = trainer_kwargs.get("callbacks", [])
-            trainer_kwargs["callbacks"] = [*callbacks, WeightEMA(weight_ema)]
         trainer_kwargs.setdefault("use_distributed_sampler", False)
         trainer_kwargs.setdefault("max_steps", max_steps)
         trainer_kwargs.setdefault("log_every_n_steps", min(50, steps_per_epoch))
