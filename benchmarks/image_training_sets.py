@@ -3,8 +3,9 @@
 Trains ``ImageGDEModel`` on the training sets of ``gde.datasets.digit_sets(n_sets, seed=0)``
 (three quarters of them) for a fixed number of steps, without early stopping, then scores
 Spearman between latent distances and the ground truth on the held-out sets and on 40 of
-the training sets, beside the exact W2 between the sets in the model's W2 space (top 20
-pixel principal components) and the pixel-mean pseudobulk. One configuration per call;
+the training sets, beside the exact W2 between the sets in the top 20 pixel principal
+components (the model's W2 space when the stored lines were measured; it is 50 now) and
+the pixel-mean pseudobulk. One configuration per call;
 each call appends one JSON line to ``benchmarks/results/image_training_sets.jsonl``:
 
     python benchmarks/image_training_sets.py 80 600          # 60 training sets
@@ -12,6 +13,11 @@ each call appends one JSON line to ``benchmarks/results/image_training_sets.json
     python benchmarks/image_training_sets.py 320 1800        # 240 training sets
 
     python benchmarks/image_training_sets.py 80 1800 '{}' '{"mix_sets": 0.5}' 1
+
+The stored lines were measured when the model's defaults were ``w2_n_comps=20``, no
+debias, no moving average and no mixing: pass them (``'{"w2_n_comps": 20, "w2_debias":
+false}' '{"mix_sets": 0, "weight_ema": 0}'``) to compare a new line with them.
+
 
 The third argument is a JSON object of ``ImageGDEModel`` arguments, the fourth one of
 ``train()`` arguments, the fifth the training seed (``scvi.settings.seed``: the split

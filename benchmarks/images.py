@@ -54,7 +54,7 @@ from gde.image import ImageGDEModel
 
 DATA = {"digits": gde.datasets.digit_sets, "fashion-mnist": gde.datasets.fashion_mnist_sets}
 INFO_KEY = {"digits": "digit_sets", "fashion-mnist": "fashion_mnist_sets"}
-W2_COMPS = 20  # ImageGDEModel's default w2_n_comps
+W2_COMPS = 50  # ImageGDEModel's default w2_n_comps
 
 
 def _train(adata, max_steps: int | None, untrained=None, **model_kw):

@@ -215,8 +215,10 @@ def test_save_load_roundtrip(trained_image, tmp_path):
     pd.testing.assert_frame_equal(a, b, atol=1e-6, rtol=0)
     # images debias their W2 targets by default: train() measured the floor
     assert float(model.module.w2_offset) > 0
-    # and keep a moving average of the weights, which the saved model holds
-    assert model.history["stop"].iloc[-1]["weight_ema"] == 0.999
+    # keep a moving average of the weights, which the saved model holds, and mix half
+    # of the training draws
+    stop = model.history["stop"].iloc[-1]
+    assert stop["weight_ema"] == 0.999 and stop["mix_sets"] == 0.5
 
 
 def test_untrained_embedding_is_the_pixel_mean_pseudobulk():

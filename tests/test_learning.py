@@ -302,7 +302,7 @@ def test_weight_ema_averages_validates_and_ends_with_the_average():
         WeightEMA(decay=1.0)
 
 
-def test_weight_ema_is_recorded_and_off_by_default_for_cells():
+def test_cells_train_without_average_or_mixing_by_default_and_record_both():
     from lightning.pytorch.callbacks import Callback
 
     class LastWeights(Callback):  # runs before the average replaces the weights
@@ -316,7 +316,8 @@ def test_weight_ema_is_recorded_and_off_by_default_for_cells():
     for ema, kept_raw in ((None, True), (0.9, False)):
         probe = LastWeights()
         model.train(weight_ema=ema, callbacks=[probe], **TRAIN_KW)
-        assert model.history["stop"].iloc[-1]["weight_ema"] == (ema or 0.0)
+        stop = model.history["stop"].iloc[-1]
+        assert stop["weight_ema"] == (ema or 0.0) and stop["mix_sets"] == 0.0  # cells: unmixed
         weights = zip(probe.weights, model.module.parameters(), strict=True)
         same = [torch.equal(a, b) for a, b in weights]
         assert all(same) == kept_raw

@@ -80,6 +80,11 @@ class ImageGDEModel(SetModelBase):
     (``early_stopping_patience``), as diffusion decoders need: on the digit mixtures at
     4,300 steps the average raised the held-out Spearman from 0.926 to 0.938 and cut the
     class-proportion error of generated images from 0.331 to 0.293 (``docs/images.md``).
+    It also replaces half of the sets it draws by mixtures of two training sets
+    (``mix_sets=0.5``), and the W2 term works in 50 principal components: together they
+    raised the digit mixtures' held-out Spearman from 0.938 to 0.948, and moved the
+    class-proportion error from 0.247 to 0.278. Where generation matters more than the
+    distances, train with ``model.train(mix_sets=0)``.
 
     The geometry of the embedding generalises to new sets only when the model has seen
     many sets. On digit mixtures with 60 training sets, the held-out sets' Spearman
@@ -90,8 +95,9 @@ class ImageGDEModel(SetModelBase):
     sets, use more of them (split large wells or perturbations into several sets with
     :func:`gde.pp.make_sets`) or compare sets with the pixel-mean pseudobulk
     (:func:`gde.tl.pixel_mean_embedding`). Mixing training sets
-    (``model.train(mix_sets=0.5)``) raised the held-out Spearman on those 60 sets by
-    0.034 on average over three training seeds; it is off by default.
+    (the default here) raised the held-out Spearman on those 60 sets by 0.034 on average
+    over three training seeds.
+
 
     Examples
     --------
@@ -113,6 +119,9 @@ class ImageGDEModel(SetModelBase):
     def _default_weight_ema(self) -> float:
         return 0.999
 
+    def _default_mix_sets(self) -> float:
+        return 0.5
+
     def __init__(
         self,
         adata: AnnData,
@@ -127,7 +136,7 @@ class ImageGDEModel(SetModelBase):
         w2_weight: float = 1.0,
         w2_pairs: int = 48,
         w2_solver: str = "auto",
-        w2_n_comps: int = 20,
+        w2_n_comps: int = 50,
         w2_n_cells: int = 128,
         w2_debias: bool = True,
         mean_path: bool = True,

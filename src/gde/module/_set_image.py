@@ -86,7 +86,7 @@ class SetImageModule(SetModuleBase):
         reference_std: np.ndarray | None = None,
         reference_components: np.ndarray | None = None,
         reference_center: np.ndarray | None = None,
-        w2_n_comps: int = 20,
+        w2_n_comps: int = 50,
         mean_path: bool = True,
         **kwargs,
     ):
