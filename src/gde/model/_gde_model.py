@@ -127,9 +127,9 @@ class GDEModel(CounterfactualMixin, SetModelBase):
     **module_kwargs
         Passed to the module, :class:`gde.module.SetCVAE` or :class:`gde.module.SetDDPM`
         (e.g. ``n_diffusion_steps``, ``cond_dropout``, ``set_kl_weight``, and
-        ``linear_set_effect=True``, which perturbation screens should use: the set
-        embedding then also moves each gene's log rate linearly); they override the
-        statistics computed from the data (e.g. ``log_batch_shift=None``).
+        ``linear_set_effect=True`` or ``"only"``, which perturbation screens should use:
+        the set embedding then also, or only, moves each gene's log rate linearly); they
+        override the statistics computed from the data (e.g. ``log_batch_shift=None``).
 
     Examples
     --------

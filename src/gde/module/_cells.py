@@ -52,8 +52,11 @@ class CellModelBase(SetModuleBase):
         mean, for continuous data), past the hidden layers (:class:`gde.nn.LinearSkip`).
         Set embeddings that add up (a combination predicted as the sum of its parts'
         shifts) then give log expression changes that add up, and the hidden layers are
-        left to what depends on the cell. Recommended for perturbation screens (see the
-        perturbation page); off by default.
+        left to what depends on the cell. ``"only"``: the set embedding reaches the
+        decoder through that linear map alone (the hidden layers see the cell's latent
+        and covariates only), so a set moves every cell's log rates by the same gene-wise
+        amounts. Recommended for perturbation screens (see the perturbation page); off
+        by default.
     **kwargs
         Passed to :class:`gde.module.SetModuleBase` (set encoder, covariates, input
         transform and statistics, W2-matching term).
@@ -74,9 +77,13 @@ class CellModelBase(SetModuleBase):
         dropout_rate: float = 0.1,
         batch_offset_init: np.ndarray | None = None,
         log_theta_init: np.ndarray | None = None,
-        linear_set_effect: bool = False,
+        linear_set_effect: bool | str = False,
         **kwargs,
     ):
+        if linear_set_effect not in (True, False, "only"):
+            raise ValueError(
+                f"linear_set_effect is True, False or 'only'; got {linear_set_effect!r}."
+            )
         if linear_set_effect and not self.set_conditioned_decoder:
             raise ValueError(
                 f"linear_set_effect needs a cell decoder conditioned on the set embedding; "
@@ -91,7 +98,7 @@ class CellModelBase(SetModuleBase):
             "dispersion": dispersion,
             "dropout_rate": dropout_rate,
             "batch_offset_init": batch_offset_init,
-            "linear_set_effect": bool(linear_set_effect),
+            "linear_set_effect": linear_set_effect,
         }
         self._log_theta_init = log_theta_init
 
@@ -99,6 +106,7 @@ class CellModelBase(SetModuleBase):
         """Build the cell encoder, then the decoder, each also taking ``n_condition`` inputs."""
         opts = self._cell_options
         n_linear = n_condition if opts["linear_set_effect"] else 0
+        linear_only = opts["linear_set_effect"] == "only"
         self.cell_encoder = Encoder(
             self.n_input + n_condition + self.encoder_cont,
             self.n_latent_cell,
@@ -120,6 +128,7 @@ class CellModelBase(SetModuleBase):
                 n_layers=self.n_layers,
                 n_hidden=self.n_hidden,
                 n_linear=n_linear,
+                linear_only=linear_only,
             )
         else:
             self.decoder = self.make_count_decoder(
@@ -130,6 +139,7 @@ class CellModelBase(SetModuleBase):
                 self.n_hidden,
                 opts["batch_offset_init"],
                 n_linear,
+                linear_only,
             )
 
     def make_count_decoder(
@@ -141,12 +151,14 @@ class CellModelBase(SetModuleBase):
         n_hidden: int,
         batch_offset_init: np.ndarray | None = None,
         n_linear: int = 0,
+        linear_only: bool = False,
     ) -> CountDecoder:
         """Count decoder from ``n_in`` inputs to the genes.
 
         A :class:`gde.nn.CountDecoder` conditioned on batch and covariates, with its
         per-batch gene offsets set to ``batch_offset_init`` and its last ``n_linear``
-        inputs also acting linearly on the gene logits.
+        inputs also acting linearly on the gene logits (only linearly with
+        ``linear_only``).
         """
         decoder = CountDecoder(
             n_in,
@@ -160,6 +172,7 @@ class CellModelBase(SetModuleBase):
             n_hidden=n_hidden,
             segments=self.modality_sizes,
             n_linear=n_linear,
+            linear_only=linear_only,
         )
         theta0 = self._log_theta_init
         if theta0 is not None and dispersion in ("gene", "gene-batch") and likelihood != "poisson":

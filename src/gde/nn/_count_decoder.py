@@ -58,6 +58,22 @@ class LinearSkip(nn.Module):
         """``(n, n_out)`` from the last ``n_in`` columns of ``x``."""
         return x[:, -self.n_in :] @ self.weight.T
 
+    def hidden_part(self, x: torch.Tensor) -> torch.Tensor:
+        """The columns of ``x`` that this map does not read (all but the last ``n_in``)."""
+        return x[:, : -self.n_in]
+
+
+def hidden_inputs(n_input: int, n_linear: int, linear_only: bool) -> int:
+    """Inputs of a decoder's hidden layers: all, or without the ``n_linear`` skipped ones."""
+    if not linear_only:
+        return n_input
+    if not 0 < n_linear < n_input:
+        raise ValueError(
+            f"linear_only needs 0 < n_linear < n_input (got n_linear={n_linear}, "
+            f"n_input={n_input}): the hidden layers need inputs of their own."
+        )
+    return n_input - n_linear
+
 
 def split_segments(x: torch.Tensor, segments: Sequence[int] | None) -> list[torch.Tensor]:
     """Split the last axis into consecutive blocks of the given sizes (one per modality)."""
@@ -124,6 +140,9 @@ class CountDecoder(nn.Module):
     n_linear
         The last ``n_linear`` inputs (e.g. a set embedding) also act linearly on every
         gene's log rate, past the hidden layers (:class:`LinearSkip`, zero at the start).
+    linear_only
+        Those ``n_linear`` inputs act through the linear map alone: the hidden layers do
+        not see them, so they move every cell's log rates by the same amounts.
     """
 
     def __init__(
@@ -139,8 +158,10 @@ class CountDecoder(nn.Module):
         n_hidden: int = 128,
         segments: Sequence[int] | None = None,
         n_linear: int = 0,
+        linear_only: bool = False,
     ):
         super().__init__()
+        n_hidden_in = hidden_inputs(n_input, n_linear, linear_only)
         if segments is not None and sum(segments) != n_output:
             raise ValueError(f"segments {list(segments)} do not add up to {n_output} features.")
         self.segments = None if segments is None else [int(k) for k in segments]
@@ -148,9 +169,10 @@ class CountDecoder(nn.Module):
             raise ValueError(f"likelihood must be one of {COUNT_LIKELIHOODS}, got {likelihood!r}.")
         self.likelihood = likelihood
         self.dispersion = dispersion
-        self.hidden = decoder_body(n_input, n_hidden, n_cat_list, n_cont, n_layers)
+        self.hidden = decoder_body(n_hidden_in, n_hidden, n_cat_list, n_cont, n_layers)
         self.scale = nn.Linear(n_hidden, n_output)
         self.linear = LinearSkip(n_linear, n_output) if n_linear else None
+        self.linear_only = bool(linear_only)
         # per-batch log-fold change of each gene: batch effects need not pass through z
         self.batch_offset = nn.Parameter(torch.zeros(n_batch, n_output)) if n_batch > 1 else None
         self.zi_logits = nn.Linear(n_hidden, n_output) if likelihood == "zinb" else None
@@ -191,7 +213,12 @@ class CountDecoder(nn.Module):
         cont
             Continuous covariates, ``(n_cells, n_cont)``.
         """
-        px = self.hidden(z, batch_index, *cat_list, cont=cont)
+        px = self.hidden(
+            self.linear.hidden_part(z) if self.linear_only else z,
+            batch_index,
+            *cat_list,
+            cont=cont,
+        )
         logits = self.scale(px)
         if self.linear is not None:
             logits = logits + self.linear(z)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from ._count_decoder import LinearSkip, decoder_body
+from ._count_decoder import LinearSkip, decoder_body, hidden_inputs
 
 
 class NormalDecoder(nn.Module):
@@ -32,6 +32,9 @@ class NormalDecoder(nn.Module):
     n_linear
         The last ``n_linear`` inputs (e.g. a set embedding) also act linearly on the
         mean, past the hidden layers (:class:`~gde.nn.LinearSkip`, zero at the start).
+    linear_only
+        Those ``n_linear`` inputs act through the linear map alone (the hidden layers do
+        not see them): they shift every cell's mean by the same amounts.
     """
 
     def __init__(
@@ -43,12 +46,15 @@ class NormalDecoder(nn.Module):
         n_layers: int = 1,
         n_hidden: int = 128,
         n_linear: int = 0,
+        linear_only: bool = False,
     ):
         super().__init__()
-        self.hidden = decoder_body(n_input, n_hidden, n_cat_list, n_cont, n_layers)
+        n_hidden_in = hidden_inputs(n_input, n_linear, linear_only)
+        self.hidden = decoder_body(n_hidden_in, n_hidden, n_cat_list, n_cont, n_layers)
         self.mean = nn.Linear(n_hidden, n_output)
         self.log_scale = nn.Linear(n_hidden, n_output)
         self.linear = LinearSkip(n_linear, n_output) if n_linear else None
+        self.linear_only = bool(linear_only)
 
     def forward(
         self,
@@ -58,7 +64,12 @@ class NormalDecoder(nn.Module):
         cont: torch.Tensor | None = None,
     ) -> Normal:
         """Gaussian of each cell's features, ``(n_cells, n_output)``."""
-        h = self.hidden(z, batch_index, *cat_list, cont=cont)
+        h = self.hidden(
+            self.linear.hidden_part(z) if self.linear_only else z,
+            batch_index,
+            *cat_list,
+            cont=cont,
+        )
         mean = self.mean(h)
         if self.linear is not None:
             mean = mean + self.linear(z)
