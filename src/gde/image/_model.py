@@ -110,17 +110,13 @@ class ImageGDEModel(SetModelBase):
     """
 
     _default_set_size = 64
+    _default_weight_ema = 0.999
+    _default_mix_sets = 0.5
 
     def _default_patience_steps(self) -> int:
         # the denoising loss is noisy (random timesteps) and keeps falling for thousands
         # of steps after the embedding has settled
         return 2000
-
-    def _default_weight_ema(self) -> float:
-        return 0.999
-
-    def _default_mix_sets(self) -> float:
-        return 0.5
 
     def __init__(
         self,

@@ -37,6 +37,10 @@ class SetTrainingMixin:
 
     #: elements drawn from each set in a minibatch when ``train(set_size=None)``
     _default_set_size = 128
+    #: decay of the weights' moving average when ``train(weight_ema=None)`` (``0``: none)
+    _default_weight_ema = 0.0
+    #: share of mixed training draws when ``train(mix_sets=None)`` (``0``: none)
+    _default_mix_sets = 0.0
 
     def train(
         self,
@@ -146,7 +150,7 @@ class SetTrainingMixin:
         if set_size is None:
             set_size = self._default_set_size
         if mix_sets is None:
-            mix_sets = self._default_mix_sets()
+            mix_sets = self._default_mix_sets
         set_codes = self.adata_manager.get_from_registry(GDE_KEYS.SET_KEY).ravel()
         set_names = np.asarray(
             self.adata_manager.get_state_registry(GDE_KEYS.SET_KEY).categorical_mapping
@@ -194,7 +198,7 @@ class SetTrainingMixin:
         patience_epochs = max(1, int(np.ceil(early_stopping_patience / steps_per_epoch)))
 
         if weight_ema is None:
-            weight_ema = self._default_weight_ema()
+            weight_ema = self._default_weight_ema
         if weight_ema:  # a bad decay is refused here, before the W2 targets are built
             callbacks = trainer_kwargs.get("callbacks", [])
             trainer_kwargs["callbacks"] = [*callbacks, WeightEMA(weight_ema)]
@@ -278,14 +282,6 @@ class SetTrainingMixin:
     def _default_patience_steps(self) -> int:
         """Steps without improvement before early stopping, by default."""
         return 1000
-
-    def _default_weight_ema(self) -> float:
-        """Decay of the weights' moving average by default (``0``: none)."""
-        return 0.0
-
-    def _default_mix_sets(self) -> float:
-        """Share of mixed training sets by default (``0``: none)."""
-        return 0.0
 
     def _default_max_steps(self, n_train_sets: int) -> int:
         """Step cap of a default ``train()`` (:func:`gde.model.default_max_steps`)."""
