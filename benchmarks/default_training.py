@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 
-def train_default(model, max_steps: int | None, unit: str, untrained=None) -> tuple[dict, object]:
+def train_default(
+    model, max_steps: int | None, unit: str, untrained=None, **train_kwargs
+) -> tuple[dict, object]:
     """Train ``model`` (set up, untrained) with ``train(max_steps=max_steps)``, timed.
 
     Parameters
@@ -22,6 +24,8 @@ def train_default(model, max_steps: int | None, unit: str, untrained=None) -> tu
         What the set elements are (``"sequences"``, ``"images"``) for the throughput key.
     untrained
         AnnData to embed *before* training (the mean path's start), or ``None``.
+    **train_kwargs
+        Further ``train()`` arguments of a benchmark's stated recipe (none by default).
 
     Returns
     -------
@@ -34,7 +38,7 @@ def train_default(model, max_steps: int | None, unit: str, untrained=None) -> tu
         start_emb = model.get_distribution_embeddings(untrained, key_added=None)
         model.is_trained_ = False
     start = time.perf_counter()
-    model.train(max_steps=max_steps, enable_progress_bar=False)
+    model.train(max_steps=max_steps, enable_progress_bar=False, **train_kwargs)
     seconds = time.perf_counter() - start
     stop = model.history["stop"].iloc[-1]
     steps = int(stop["steps"])

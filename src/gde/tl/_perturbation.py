@@ -166,8 +166,9 @@ def predict_perturbation_embeddings(
     genes each seen (alone or in another pair), or never seen but with feature rows, can
     be predicted. Decode the predictions with :meth:`~gde.GDEModel.counterfactual`
     (the control cells moved to each prediction) or :meth:`~gde.GDEModel.sample`. Build
-    the model with ``GDEModel(..., linear_set_effect=True)``: shifts of the embedding
-    that add up then give changes of log expression that add up.
+    the model with ``GDEModel(..., linear_set_effect="only")`` (or ``True``) and train it
+    with ``train(weight_ema=0.999)``: shifts of the embedding that add up then give
+    changes of log expression that add up.
 
     Parameters
     ----------
