@@ -46,8 +46,14 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch):
                 gde.datasets.liu_covid()
             except OSError as err:
                 pytest.skip(f"README block {i}: the COVID-19 file cannot be had here: {err}")
-        code = code.replace(
-            "model.train()", "model.train(max_steps=60, enable_progress_bar=False)"
+        # every model.train(...) call, with or without arguments, gets the short budget
+        code = re.sub(
+            r"model\.train\((\)?)",
+            lambda m: (
+                "model.train(max_steps=60, enable_progress_bar=False"
+                + (")" if m.group(1) else ", ")
+            ),
+            code,
         )
         exec(compile(code, f"README-block-{i}", "exec"), namespace)
         plt.close("all")
