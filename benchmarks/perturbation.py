@@ -156,6 +156,11 @@ def _energy_of_halves(real: np.ndarray, order: np.ndarray) -> float:
     return gde.metrics.energy_distance(real[order[:half]], real[order[half:]])
 
 
+def own_delta(mean, ctrl_mean, genes: list[int]) -> float:
+    """Mean change against control of the perturbed genes themselves (their knock-down)."""
+    return float(np.mean(np.asarray(mean)[genes] - np.asarray(ctrl_mean)[genes]))
+
+
 def shifted_control(control_cells: np.ndarray, control_mean, predicted_mean) -> np.ndarray:
     """Control cells moved by a predicted change of the mean (how mean-only baselines sample)."""
     return control_cells + (np.asarray(predicted_mean) - np.asarray(control_mean))[None]
@@ -244,7 +249,7 @@ def run(args) -> dict:
     rows, observed_own = [], {}
     for i, p in enumerate(held):
         own_genes = [means.columns.get_loc(g) for g in p.split("+")]
-        observed_own[p] = float(np.mean(means.loc[p].to_numpy()[own_genes] - ctrl_mean[own_genes]))
+        observed_own[p] = own_delta(means.loc[p], ctrl_mean, own_genes)
         real = project(x[labels == p], *basis)
         # the floor: two halves of the real cells, averaged over random splits
         rng = np.random.default_rng([args.seed, i])
@@ -253,9 +258,7 @@ def run(args) -> dict:
         )
         for method, table in predicted.items():
             score = gde.metrics.perturbation_scores(table.loc[p], means.loc[p], ctrl_mean)
-            score["perturbed genes' delta"] = float(
-                np.mean(table.loc[p].to_numpy()[own_genes] - ctrl_mean[own_genes])
-            )
+            score["perturbed genes' delta"] = own_delta(table.loc[p], ctrl_mean, own_genes)
             fake = project(cells[method][p], *basis)
             # n_generate cells of each method (their own draws, whatever the other methods)
             rng = np.random.default_rng([args.seed, i, zlib.crc32(method.encode())])
