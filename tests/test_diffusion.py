@@ -146,6 +146,28 @@ def test_fast_sampler_equals_guided_prediction(scale):
         torch.testing.assert_close(eps_fn(x, t), net.guided(x, t, c, scale))
 
 
+def test_guidance_only_within_its_steps():
+    torch.manual_seed(0)
+    net = ConditionalDenoiser(3, 4, n_hidden=16, n_blocks=2, cond_dropout=0.2)
+    torch.nn.init.normal_(net.output[1].weight)
+    torch.nn.init.normal_(net.null_cond)
+    net.eval()
+    c, x = torch.randn(6, 4), torch.randn(6, 3)
+    schedule = NoiseSchedule(400)
+    steps = schedule.steps_within((0.25, 0.75))
+    assert steps == (100, 300)
+    eps_fn = net.sampler(c, 2.0, steps)
+    for step, guided in ((99, False), (100, True), (299, True), (300, False), (399, False)):
+        t = torch.full((6,), step)
+        want = net.guided(x, t, c, 2.0 if guided else 1.0)
+        torch.testing.assert_close(eps_fn(x, t), want)
+    assert schedule.steps_within(None) is None
+    assert schedule.steps_within((0.0, 1.0)) == (0, 400)  # every step
+    for bad in ((0.5, 0.5), (-0.1, 0.5), (0.2, 1.5)):
+        with pytest.raises(ValueError, match="guidance_interval"):
+            schedule.steps_within(bad)
+
+
 @pytest.mark.parametrize("n_steps", [50, 400, 1000])
 def test_default_linear_schedule_ends_in_pure_noise(n_steps):
     s = NoiseSchedule(n_steps, "linear")

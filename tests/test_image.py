@@ -194,6 +194,17 @@ def test_sample_and_interpolate_images(trained_image):
     z = model.get_distribution_embeddings(full, key_added=None).iloc[:2]
     guided = model.sample(embeddings=z, n_images=2, n_steps=3, guidance_scale=2.0)
     assert guided.obsm["X_image"].shape == (4, 8, 8)
+    # guidance over all of the diffusion time is plain guidance; over no step, none
+    kw = {"embeddings": z, "n_images": 2, "n_steps": 3, "seed": 0}
+    everywhere = model.sample(guidance_scale=2.0, guidance_interval=(0.0, 1.0), **kw)
+    np.testing.assert_array_equal(
+        everywhere.obsm["X_image"], model.sample(guidance_scale=2.0, **kw).obsm["X_image"]
+    )
+    # three DDIM steps are at t = 399, 200 and 0 of 400: none falls in (0.6, 0.9)
+    none = model.sample(guidance_scale=2.0, guidance_interval=(0.6, 0.9), **kw)
+    np.testing.assert_array_equal(none.obsm["X_image"], model.sample(**kw).obsm["X_image"])
+    with pytest.raises(ValueError, match="guidance_interval"):
+        model.sample(guidance_scale=2.0, guidance_interval=(0.8, 0.2), **kw)
     path = model.interpolate("set_1", "set_2", n_points=3, n_images=2, adata=full, n_steps=3)
     assert path.n_obs == 6 and list(np.unique(path.obs["point"])) == [0, 1, 2]
     axes = gde.pl.image_grid(path, "point", n_per_group=3, show=False)

@@ -265,6 +265,7 @@ class ImageGDEModel(SetModelBase):
         seed: int | None = None,
         n_steps: int | None = 50,
         guidance_scale: float = 1.0,
+        guidance_interval: tuple[float, float] | None = None,
         batch_size: int = 512,
     ) -> AnnData:
         """Generate new images from sets or from arbitrary points of the embedding space.
@@ -289,6 +290,11 @@ class ImageGDEModel(SetModelBase):
             DDIM steps (``None``: ancestral sampling over all diffusion steps, slower).
         guidance_scale
             Classifier-free guidance scale (1: none; above 1 sharper, less diverse).
+        guidance_interval
+            ``(start, end)``: guide only this part of the diffusion time (fractions, 0
+            the clean image, 1 pure noise); ``None``: all of it. Guidance early in the
+            reverse process (near 1) decides which class an image becomes and, guided,
+            favours a set's commonest class; later it sharpens the image.
         batch_size
             Images generated at once.
 
@@ -299,7 +305,11 @@ class ImageGDEModel(SetModelBase):
         empty ``X``, and the set column (named as at setup) naming the source set or
         embedding.
         """
-        options = {"n_steps": n_steps, "guidance_scale": guidance_scale}
+        options = {
+            "n_steps": n_steps,
+            "guidance_scale": guidance_scale,
+            "guidance_interval": guidance_interval,
+        }
         return self._sample(sets, embeddings, n_images, adata, batch, seed, batch_size, options)
 
     def interpolate(
@@ -314,6 +324,7 @@ class ImageGDEModel(SetModelBase):
         seed: int | None = None,
         n_steps: int | None = 50,
         guidance_scale: float = 1.0,
+        guidance_interval: tuple[float, float] | None = None,
         batch_size: int = 512,
     ) -> AnnData:
         """Generate images along the straight line between two sets' embeddings.
@@ -326,7 +337,7 @@ class ImageGDEModel(SetModelBase):
             Number of points on the line, ends included.
         n_images
             Images generated per point.
-        adata, batch, seed, n_steps, guidance_scale, batch_size
+        adata, batch, seed, n_steps, guidance_scale, guidance_interval, batch_size
             As in :meth:`sample`.
 
         Returns
@@ -335,7 +346,11 @@ class ImageGDEModel(SetModelBase):
         ``n_points - 1`` at ``set_b``) and ``obs['weight']`` (the weight of ``set_b``);
         ``uns['interpolation']`` records the two sets.
         """
-        options = {"n_steps": n_steps, "guidance_scale": guidance_scale}
+        options = {
+            "n_steps": n_steps,
+            "guidance_scale": guidance_scale,
+            "guidance_interval": guidance_interval,
+        }
         return self._interpolate(
             set_a, set_b, n_points, n_images, adata, batch, seed, batch_size, options
         )

@@ -222,19 +222,23 @@ class SetImageModule(SetModuleBase):
         n_steps: int | None = 50,
         guidance_scale: float = 1.0,
         eta: float = 0.0,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> torch.Tensor:
         """Draw ``n_cells`` images ``(n_sets * n_cells, C, H, W)`` per set embedding.
 
         In data units (``pixel_range``), clipped to it. ``library`` is ignored (a count
         model's argument); ``n_steps``: DDIM steps (``None``: ancestral sampling over all
-        diffusion steps); ``guidance_scale``: classifier-free guidance (1: none).
+        diffusion steps); ``guidance_scale``: classifier-free guidance (1: none), applied
+        only within ``guidance_interval`` of the diffusion time (fractions, 1 = pure
+        noise; ``None``: throughout; :meth:`gde.nn.NoiseSchedule.steps_within`).
         """
+        guided_steps = self.noise_schedule.steps_within(guidance_interval)
         z_cells, _, cats, cont = self._generation_inputs(
             z_set, n_cells, batch_index, cat_covs, cont_covs
         )
         cond = self.condition(z_cells, cats, cont)
         x = self.noise_schedule.sample(
-            self.denoiser.sampler(cond, guidance_scale),
+            self.denoiser.sampler(cond, guidance_scale, guided_steps),
             (cond.shape[0], *self.image_shape),
             n_inference_steps=n_steps,
             eta=eta,

@@ -22,6 +22,22 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
     return emb
 
 
+def guided_at(
+    guidance_scale: float, guided_steps: tuple[int, int] | None
+) -> Callable[[torch.Tensor], bool]:
+    """Whether a reverse-process step at timestep ``t`` (a tensor of one value) is guided.
+
+    Never with ``guidance_scale`` 1; otherwise at every step, or with ``guided_steps =
+    (lo, hi)`` at the steps with ``lo <= t < hi`` only.
+    """
+    if guidance_scale == 1.0:
+        return lambda t: False
+    if guided_steps is None:
+        return lambda t: True
+    lo, hi = guided_steps
+    return lambda t: lo <= int(t[0]) < hi
+
+
 class _FiLMBlock(nn.Module):
     """``h + MLP(LN(h) * (1 + scale) + shift)`` with scale and shift from the embedding."""
 
@@ -106,20 +122,27 @@ class GuidedDenoiser(nn.Module):
         return self.denoise(x_t, nn.functional.silu(emb))
 
     def sampler(
-        self, cond: torch.Tensor, guidance_scale: float = 1.0
+        self,
+        cond: torch.Tensor,
+        guidance_scale: float = 1.0,
+        guided_steps: tuple[int, int] | None = None,
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``eps_fn(x_t, t)`` for sampling under fixed conditions (evaluation mode).
 
         Equal to :meth:`guided` with ``cond``; the condition's embedding is computed
         once. ``t`` must hold one timestep for all rows, as in a reverse-process step.
+        ``guided_steps``: ``(lo, hi)``, guide only the steps with ``lo <= t < hi``
+        (``None``: every step; :meth:`gde.nn.NoiseSchedule.steps_within` gives them for
+        a fraction of the diffusion time).
         """
         cond_emb = self.cond_mlp(cond)
         null_emb = self.cond_mlp(self.null_cond[None])
+        guided = guided_at(guidance_scale, guided_steps)
 
         def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             time_emb = self.time_mlp(timestep_embedding(t[:1], self.n_time))
             eps = self.denoise(x_t, nn.functional.silu(time_emb + cond_emb))
-            if guidance_scale == 1.0:
+            if not guided(t):
                 return eps
             emb_null = nn.functional.silu(time_emb + null_emb).expand_as(cond_emb)
             eps_null = self.denoise(x_t, emb_null)
@@ -197,25 +220,29 @@ class ConditionalDenoiser(GuidedDenoiser):
         return self._forward_rows(x_t, emb, None)
 
     def sampler(
-        self, cond: torch.Tensor, guidance_scale: float = 1.0
+        self,
+        cond: torch.Tensor,
+        guidance_scale: float = 1.0,
+        guided_steps: tuple[int, int] | None = None,
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``eps_fn(x_t, t)`` for sampling under fixed conditions (evaluation mode).
 
         Equal to :meth:`guided` with ``cond``, but cheaper: the condition's embedding is
         computed once, and the timestep and modulation layers run once per distinct
         condition (typically one per set) rather than once per cell. ``t`` must hold one
-        timestep for all rows, as in a reverse-process step.
+        timestep for all rows, as in a reverse-process step. ``guided_steps`` as in
+        :meth:`GuidedDenoiser.sampler`.
         """
         unique, inverse = torch.unique(cond, dim=0, return_inverse=True)
         cond_emb = self.cond_mlp(unique)
         null_emb = self.cond_mlp(self.null_cond[None])
-        guided = guidance_scale != 1.0
+        guided = guided_at(guidance_scale, guided_steps)
 
         def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             time_emb = self.time_mlp(timestep_embedding(t[:1], self.n_time))
             emb = nn.functional.silu(time_emb + cond_emb)
             eps = self._forward_rows(x_t, emb, inverse)
-            if not guided:
+            if not guided(t):
                 return eps
             emb_null = nn.functional.silu(time_emb + null_emb)
             zeros = torch.zeros_like(inverse)

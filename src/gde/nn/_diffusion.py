@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -88,6 +89,22 @@ class NoiseSchedule:
             return values[t].to(device=like.device, dtype=like.dtype)
         out = values.to(like.device)[t.long().to(like.device)].to(like.dtype)
         return out.reshape(-1, *([1] * (like.dim() - 1)))
+
+    def steps_within(self, interval: tuple[float, float] | None) -> tuple[int, int] | None:
+        """Timesteps ``(lo, hi)`` of the fraction ``interval`` of the diffusion time.
+
+        ``interval = (a, b)``, ``0 <= a < b <= 1``, 0 the clean data and 1 pure noise: the
+        steps ``t`` with ``a <= t / T < b``. ``None``: ``None`` (every step).
+        """
+        if interval is None:
+            return None
+        a, b = (float(v) for v in interval)
+        if not 0.0 <= a < b <= 1.0:
+            raise ValueError(
+                f"guidance_interval is (start, end) with 0 <= start < end <= 1 (fractions "
+                f"of the diffusion time, 1 = pure noise); got {tuple(interval)}."
+            )
+        return math.ceil(a * self.n_steps), math.ceil(b * self.n_steps)
 
     def sample_timesteps(
         self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
