@@ -254,6 +254,15 @@ class ImageGDEModel(SetModelBase):
         return out
 
     # ------------------------------------------------------------ generation
+    def _sampler_options(self, n_steps, guidance_scale, guidance_interval) -> dict:
+        """The diffusion sampler's options; a bad interval is refused before any work."""
+        self.module.noise_schedule.steps_within(guidance_interval)
+        return {
+            "n_steps": n_steps,
+            "guidance_scale": guidance_scale,
+            "guidance_interval": guidance_interval,
+        }
+
     def sample(
         self,
         sets: Sequence[str] | None = None,
@@ -305,11 +314,7 @@ class ImageGDEModel(SetModelBase):
         empty ``X``, and the set column (named as at setup) naming the source set or
         embedding.
         """
-        options = {
-            "n_steps": n_steps,
-            "guidance_scale": guidance_scale,
-            "guidance_interval": guidance_interval,
-        }
+        options = self._sampler_options(n_steps, guidance_scale, guidance_interval)
         return self._sample(sets, embeddings, n_images, adata, batch, seed, batch_size, options)
 
     def interpolate(
@@ -346,11 +351,7 @@ class ImageGDEModel(SetModelBase):
         ``n_points - 1`` at ``set_b``) and ``obs['weight']`` (the weight of ``set_b``);
         ``uns['interpolation']`` records the two sets.
         """
-        options = {
-            "n_steps": n_steps,
-            "guidance_scale": guidance_scale,
-            "guidance_interval": guidance_interval,
-        }
+        options = self._sampler_options(n_steps, guidance_scale, guidance_interval)
         return self._interpolate(
             set_a, set_b, n_points, n_images, adata, batch, seed, batch_size, options
         )
