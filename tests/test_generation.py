@@ -188,6 +188,21 @@ def test_ddpm_ancestral_and_few_step_samplers(continuous_models):
     for out in (full, few, guided):
         assert out.shape == (20, 3) and np.isfinite(out.X).all()
     assert not np.allclose(few.X, guided.X)
+    # guidance over all of the diffusion time is plain guidance; over no step, none
+    kw = {"sets": ["s1"], "n_cells": 20, "seed": 0, "n_steps": 5, "guidance_scale": 2.0}
+    everywhere = model.sample(guidance_interval=(0.0, 1.0), **kw)
+    np.testing.assert_array_equal(everywhere.X, guided.X)
+    np.testing.assert_array_equal(model.sample(guidance_interval=(0.999, 1.0), **kw).X, few.X)
+    path = {"n_points": 2, "n_cells": 20, "seed": 0, "n_steps": 5}
+    middle = model.interpolate(
+        "s0", "s1", guidance_scale=2.0, guidance_interval=(0.25, 0.75), **path
+    )
+    assert middle.shape == (40, 3) and np.isfinite(middle.X).all()
+    assert not np.allclose(middle.X, model.interpolate("s0", "s1", **path).X)
+    with pytest.raises(ValueError, match="guidance_interval"):
+        model.sample(guidance_interval=(0.5, 0.5), **kw)
+    with pytest.raises(ValueError, match="decoder='ddpm' only"):
+        continuous_models["cvae"].sample(sets=["s1"], guidance_interval=(0.25, 0.75))
 
 
 def test_ddpm_save_load_generates_identically(continuous_models, tmp_path):

@@ -197,12 +197,18 @@ def test_sample_and_interpolate_images(trained_image):
     # guidance over all of the diffusion time is plain guidance; over no step, none
     kw = {"embeddings": z, "n_images": 2, "n_steps": 3, "seed": 0}
     everywhere = model.sample(guidance_scale=2.0, guidance_interval=(0.0, 1.0), **kw)
-    np.testing.assert_array_equal(
-        everywhere.obsm["X_image"], model.sample(guidance_scale=2.0, **kw).obsm["X_image"]
-    )
+    plain = model.sample(guidance_scale=2.0, guidance_interval=None, **kw)
+    np.testing.assert_array_equal(everywhere.obsm["X_image"], plain.obsm["X_image"])
     # three DDIM steps are at t = 399, 200 and 0 of 400: none falls in (0.6, 0.9)
     none = model.sample(guidance_scale=2.0, guidance_interval=(0.6, 0.9), **kw)
-    np.testing.assert_array_equal(none.obsm["X_image"], model.sample(**kw).obsm["X_image"])
+    unguided = model.sample(guidance_scale=1.0, **kw)
+    np.testing.assert_array_equal(none.obsm["X_image"], unguided.obsm["X_image"])
+    # the default guides 2 over the middle half: the step at t = 200 only
+    default = model.sample(**kw).obsm["X_image"]
+    middle = model.sample(guidance_scale=2.0, guidance_interval=(0.25, 0.75), **kw)
+    np.testing.assert_array_equal(default, middle.obsm["X_image"])
+    assert not np.array_equal(default, unguided.obsm["X_image"])
+    assert not np.array_equal(default, plain.obsm["X_image"])
     with pytest.raises(ValueError, match="guidance_interval"):
         model.sample(guidance_scale=2.0, guidance_interval=(0.8, 0.2), **kw)
     path = model.interpolate("set_1", "set_2", n_points=3, n_images=2, adata=full, n_steps=3)

@@ -12,9 +12,9 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
-from gde._anndata_utils import group_cells_by_set
 from gde._constants import GDE_KEYS
-from gde.data import log_library_sizes
+
+from ._generation_context import GenerationContextMixin
 
 
 @contextmanager
@@ -29,69 +29,10 @@ def _seeded(seed: int | None, device: torch.device):
         yield
 
 
-class GenerationMixin:
+class GenerationMixin(GenerationContextMixin):
     """``sample`` and ``interpolate`` for :class:`gde.GDEModel`."""
 
     # ---------------------------------------------------------------- helpers
-    def _batch_code(self, batch: str | None) -> int | None:
-        if batch is None:
-            return None
-        mapping = list(
-            self.adata_manager.get_state_registry(GDE_KEYS.BATCH_KEY).categorical_mapping
-        )
-        names = [str(m) for m in mapping]
-        if str(batch) not in names:
-            raise KeyError(f"Unknown batch {batch!r}; the model knows {names}.")
-        return names.index(str(batch))
-
-    def _set_context(self, adata: AnnData, names: Sequence[str]) -> list[dict]:
-        """Batch, covariates and library sizes of the cells of each named set."""
-        manager = self.get_anndata_manager(adata, required=True)
-        # cell positions of each named set, in one pass over the labels
-        groups = group_cells_by_set(adata.obs[self.set_key])
-        batch = manager.get_from_registry(GDE_KEYS.BATCH_KEY).ravel()
-        cat = (
-            manager.get_from_registry(GDE_KEYS.CAT_COVS_KEY)
-            if GDE_KEYS.CAT_COVS_KEY in manager.data_registry
-            else None
-        )
-        cont = (
-            manager.get_from_registry(GDE_KEYS.CONT_COVS_KEY)
-            if GDE_KEYS.CONT_COVS_KEY in manager.data_registry
-            else None
-        )
-        rows = {name: groups[name] for name in names}
-        log_library = None
-        if self.module.data_kind == "counts":  # library sizes of the named sets' cells only
-            chosen = np.concatenate(list(rows.values()))
-            source = self._source
-            logs = log_library_sizes(source.values(adata, rows=chosen), source.modality_sizes)
-            ends = np.cumsum([len(r) for r in rows.values()])
-            log_library = dict(zip(rows, np.split(logs, ends[:-1]), strict=True))
-        out = []
-        for name in names:
-            cells = rows[name]
-            ctx = {"batch": int(np.bincount(batch[cells]).argmax())}
-            if cat is not None:
-                codes = np.asarray(cat)[cells]
-                ctx["cat"] = np.array([np.bincount(c).argmax() for c in codes.T.astype(int)])
-            if cont is not None:
-                ctx["cont"] = np.asarray(cont, dtype=np.float32)[cells].mean(0)
-            if log_library is not None:  # per cell and modality
-                ctx["log_library"] = log_library[name]
-            out.append(ctx)
-        return out
-
-    def _default_context(self, batch_code: int | None) -> dict:
-        ctx = {"batch": batch_code or 0}
-        manager = self.adata_manager
-        if GDE_KEYS.CAT_COVS_KEY in manager.data_registry:
-            ctx["cat"] = np.zeros(len(self.module.cat_list) - 1, dtype=int)
-        if GDE_KEYS.CONT_COVS_KEY in manager.data_registry:
-            cont = np.asarray(manager.get_from_registry(GDE_KEYS.CONT_COVS_KEY), np.float32)
-            ctx["cont"] = cont.mean(0)
-        return ctx
-
     def _generate(
         self,
         z: np.ndarray,
@@ -208,6 +149,7 @@ class GenerationMixin:
         seed: int | None = None,
         n_steps: int | None = None,
         guidance_scale: float = 1.0,
+        guidance_interval: tuple[float, float] | None = None,
         batch_size: int = 16384,
     ) -> AnnData:
         """Generate new cells from sets or from arbitrary points of the embedding space.
@@ -234,6 +176,10 @@ class GenerationMixin:
             steps, or the number of DDIM steps (e.g. 50; much faster).
         guidance_scale
             Diffusion decoder only: classifier-free guidance scale (1: none).
+        guidance_interval
+            Diffusion decoder only: ``(start, end)``, guide only this part of the
+            diffusion time (fractions, 0 the clean data, 1 pure noise); ``None``: all of
+            it.
         batch_size
             Cells generated at once.
 
@@ -254,7 +200,7 @@ class GenerationMixin:
             batch,
             seed,
             batch_size,
-            self._sampler_kwargs(n_steps, guidance_scale),
+            self._sampler_kwargs(n_steps, guidance_scale, guidance_interval),
         )
 
     def _sample(
@@ -297,6 +243,7 @@ class GenerationMixin:
         seed: int | None = None,
         n_steps: int | None = None,
         guidance_scale: float = 1.0,
+        guidance_interval: tuple[float, float] | None = None,
         batch_size: int = 16384,
     ) -> AnnData:
         """Generate cells along the straight line between two sets' embeddings.
@@ -315,7 +262,7 @@ class GenerationMixin:
             Batch to generate in; by default ``set_a``'s most common batch.
         seed
             Seed for reproducible draws.
-        n_steps, guidance_scale
+        n_steps, guidance_scale, guidance_interval
             Diffusion decoder only, as in :meth:`sample`: DDIM steps (``None``: ancestral
             sampling over all diffusion steps) and classifier-free guidance.
         batch_size
@@ -338,7 +285,7 @@ class GenerationMixin:
             batch,
             seed,
             batch_size,
-            self._sampler_kwargs(n_steps, guidance_scale),
+            self._sampler_kwargs(n_steps, guidance_scale, guidance_interval),
         )
 
     def _interpolate(
@@ -383,12 +330,26 @@ class GenerationMixin:
         out.obs["weight"] = np.repeat(weights, n_cells)
         return out
 
-    def _sampler_kwargs(self, n_steps: int | None, guidance_scale: float) -> dict:
+    def _sampler_kwargs(
+        self,
+        n_steps: int | None,
+        guidance_scale: float,
+        guidance_interval: tuple[float, float] | None = None,
+    ) -> dict:
+        """The diffusion sampler's options, checked before any work.
+
+        Refused without a diffusion decoder, or with a bad ``guidance_interval``.
+        """
         if not hasattr(self.module, "noise_schedule"):
-            if n_steps is not None or guidance_scale != 1.0:
+            if n_steps is not None or guidance_scale != 1.0 or guidance_interval is not None:
                 raise ValueError(
-                    "n_steps and guidance_scale apply to decoder='ddpm' only; this model "
-                    "uses the CVAE decoder."
+                    "n_steps, guidance_scale and guidance_interval apply to decoder='ddpm' "
+                    "only; this model uses the CVAE decoder."
                 )
             return {}
-        return {"n_steps": n_steps, "guidance_scale": guidance_scale}
+        self.module.noise_schedule.steps_within(guidance_interval)
+        return {
+            "n_steps": n_steps,
+            "guidance_scale": guidance_scale,
+            "guidance_interval": guidance_interval,
+        }

@@ -293,7 +293,8 @@ class CellModelBase(SetModuleBase):
             Options of the sampler: for :class:`gde.module.SetDDPM`, ``n_steps`` (``None``:
             ancestral sampling over all diffusion steps; an integer: DDIM with that many
             steps), ``guidance_scale`` (classifier-free guidance, 1: plain conditional
-            sampling) and ``eta`` (DDIM stochasticity); ignored by
+            sampling), ``guidance_interval`` (the part of the diffusion time guided) and
+            ``eta`` (DDIM stochasticity); ignored by
             :class:`gde.module.SetCVAE`.
 
         Returns

@@ -176,14 +176,19 @@ class SetDDPM(CellModelBase):
         n_steps: int | None = None,
         guidance_scale: float = 1.0,
         eta: float = 0.0,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> torch.Tensor:
         """Run the reverse diffusion: standardised features, or cell latents for counts.
 
         ``n_steps``: ``None`` for ancestral sampling over all diffusion steps, an integer
         for DDIM with that many steps; ``guidance_scale``: classifier-free guidance (1:
-        plain conditional sampling); ``eta``: DDIM stochasticity.
+        plain conditional sampling), applied only within ``guidance_interval`` of the
+        diffusion time (fractions, 1 = pure noise; ``None``: throughout;
+        :meth:`gde.nn.NoiseSchedule.steps_within`); ``eta``: DDIM stochasticity.
         """
-        eps_fn = self.denoiser.sampler(self.condition(z_cells, cats, cont), guidance_scale)
+        guided_steps = self.noise_schedule.steps_within(guidance_interval)
+        cond = self.condition(z_cells, cats, cont)
+        eps_fn = self.denoiser.sampler(cond, guidance_scale, guided_steps)
         return self.noise_schedule.sample(
             eps_fn,
             (z_cells.shape[0], self.n_diffused),
