@@ -8,8 +8,9 @@ classifier finds in:
 - the sets' own real images (the floor: sampling and classifier errors), and images
   generated from their embeddings, for held-out sets and for 80 training sets (is the
   error the decoder's, or the embedding's on new sets?);
-- images generated with other sampler settings: classifier-free guidance 2 and 3, and
-  200 DDIM steps instead of 50;
+- images generated with the sampler's default (50 DDIM steps, classifier-free guidance 2
+  over the middle half of the diffusion time) and with other settings: no guidance,
+  guidance 2 and 3 over all of the diffusion time, and 200 DDIM steps instead of 50;
 - images generated after training ``--extra-steps`` more steps without early stopping
   (is the default training stopped too soon?), with the held-out Spearman.
 
@@ -18,7 +19,7 @@ from the set and the error among the set's own classes. Sinkhorn divergence as i
 ``images.py`` (top 50 pixel PCs, to half of the set's real images). Writes
 ``benchmarks/results/image_decoder_checks.{json,md}``:
 
-    python benchmarks/image_decoder_checks.py               # about 41 min on 2 CPU cores
+    python benchmarks/image_decoder_checks.py               # about an hour on 2 CPU cores
     python benchmarks/image_decoder_checks.py --quick       # every step, in a minute
 """
 
@@ -96,15 +97,22 @@ def main(argv=None) -> None:
         return round(gde.metrics.distance_spearman(emb.loc[truth.index], truth, pairs), 4)
 
     common = (weights, classifier, basis, n)
+    off = {"guidance_scale": 1.0}
     rows = {
         "real images, held-out sets (floor)": _read(model, adata, held, *common, False),
         "real images, training sets": _read(model, adata, seen, *common, False),
         "generated, held-out sets": _read(model, adata, held, *common),
         "generated, training sets": _read(model, adata, seen, *common),
-        "generated, held-out, guidance 2": _read(model, adata, held, *common, guidance_scale=2.0),
-        "generated, held-out, guidance 3": _read(model, adata, held, *common, guidance_scale=3.0),
+        "generated, held-out, no guidance": _read(model, adata, held, *common, **off),
+        "generated, training sets, no guidance": _read(model, adata, seen, *common, **off),
+        "generated, held-out, guidance 2 throughout": _read(
+            model, adata, held, *common, guidance_scale=2.0, guidance_interval=None
+        ),
+        "generated, held-out, guidance 3 throughout": _read(
+            model, adata, held, *common, guidance_scale=3.0, guidance_interval=None
+        ),
         "generated, held-out, 200 DDIM steps": _read(model, adata, held, *common, n_steps=200),
-    }  # fmt: skip
+    }
     spearman_default = spearman()
     model.train(max_steps=args.extra_steps, early_stopping=False, enable_progress_bar=False)
     label = f"after {args.extra_steps} more steps"
@@ -125,7 +133,9 @@ def markdown(r: dict) -> str:
         "# Image decoder: where the class-proportion error comes from",
         "",
         f"Device: {r['platform']}. Command: `{r['command']}`. Default `train()` stopped at "
-        f"{r['fit']['steps']} steps. Classifier-read class proportions, L1 to the set's "
+        f"{r['fit']['steps']} steps. Images generated with the default sampler (DDIM 50, "
+        "guidance 2 over (0.25, 0.75) of the diffusion time) unless the row says "
+        "otherwise. Classifier-read class proportions, L1 to the set's "
         "true weights (0-2); absent-class share: images read as a class the set does not "
         "hold; Sinkhorn to half of the set's real images (top 50 pixel PCs).",
         "",
