@@ -238,20 +238,18 @@ def markdown(results: dict) -> str:
             "| images/s train | images/s sample |",
             "|---|---|---|---|---|---|---|",
         ]
-        for label, key in [
-            (f"{model}{tail}", key)
-            for model in ("gde", "KME + same decoder")
-            for tail, key in (("", "generation"), (", no guidance", "generation, no guidance"))
-            if key in r[model]
-        ]:
-            m = r[label.removesuffix(", no guidance")]
-            g = m[key]
-            lines.append(
-                f"| {label} | {g['proportion L1']:.3f} | {g['sinkhorn generated']:.2f} / "
-                f"{g['sinkhorn floor']:.2f} ({g['sinkhorn ratio to floor']:.2f}) "
-                f"| {m['steps']} | {m['train_seconds']:.0f} | {m['train_images_per_s']:.0f} "
-                f"| {g['sample_images_per_s']:.0f} |"
-            )
+        for model in ("gde", "KME + same decoder"):
+            for tail, key in (("", "generation"), (", no guidance", "generation, no guidance")):
+                if key not in r[model]:
+                    continue
+                m, g = r[model], r[model][key]
+                lines.append(
+                    f"| {model}{tail} | {g['proportion L1']:.3f} | "
+                    f"{g['sinkhorn generated']:.2f} / {g['sinkhorn floor']:.2f} "
+                    f"({g['sinkhorn ratio to floor']:.2f}) | {m['steps']} "
+                    f"| {m['train_seconds']:.0f} | {m['train_images_per_s']:.0f} "
+                    f"| {g['sample_images_per_s']:.0f} |"
+                )
         lines.append("")
     return "\n".join(lines)
 
