@@ -17,13 +17,18 @@ the same U-Net decoder. On the held-out sets:
   each set's realised class shares (labels known: the ceiling that finite sets leave);
 - generation, ``--n-generate`` images from each held-out set's embedding (DDIM, 50
   steps; the sampler's default guidance, 2 over the middle half of the diffusion time,
-  and no guidance): the class proportions read by a logistic-regression classifier trained on the
-  training sets' real images (its accuracy on the held-out images is reported), L1 to
-  the set's true weights (0-2), against predicting the training sets' average
-  proportions; debiased Sinkhorn divergence (squared units of the feature space, the
-  top 50 principal components of the training images' pixels in [0, 1]) between the
-  generated images and half B of the set's real images, against the floor of half A vs
-  half B (as many images each);
+  and no guidance): the class proportions read by a logistic-regression classifier
+  trained on the training sets' real images (its accuracy on the held-out images is
+  reported), L1 to the set's true weights (0-2), against predicting the training sets'
+  average proportions, the sets' own real images read by the classifier (the floor), and
+  a generator that reproduced each set exactly (``--n-generate`` of its own images
+  redrawn with replacement: the floor plus the generated images' own sampling); the same
+  for gde from ``--n-generate-more`` images per set (the generated distribution's
+  proportions, with little of the generated images' own sampling error); debiased
+  Sinkhorn divergence (squared units of the feature space, the top 50 principal
+  components of the training images' pixels in [0, 1]) between the generated images and
+  half B of the set's real images, against the floor of half A vs half B (as many images
+  each);
 - speed: images per second read by the set encoder in training, and generated (DDIM 50).
 
 The geometry needs many training sets (``benchmarks/image_training_sets.py``): with 60,
@@ -84,13 +89,17 @@ def score_generated(fake, real, pred, weight, classes, basis, rng) -> dict:
     }
 
 
-def _generation(model, adata, held, weights, classifier, basis, args, **sample_kw) -> dict:
+def _generation(
+    model, adata, held, weights, classifier, basis, args, n_images=None, **sample_kw
+) -> dict:
     """Class-proportion L1 and Sinkhorn to real half B, per held-out set, averaged.
 
-    ``sample_kw``: sampler options (the model's defaults when empty).
+    ``n_images`` per set (default ``args.n_generate``); ``sample_kw``: sampler options
+    (the model's defaults when empty).
     """
+    n_images = n_images or args.n_generate
     start = time.perf_counter()
-    gen = model.sample(sets=list(held), adata=adata, n_images=args.n_generate, seed=0, **sample_kw)
+    gen = model.sample(sets=list(held), adata=adata, n_images=n_images, seed=0, **sample_kw)
     per_s = gen.n_obs / (time.perf_counter() - start)
     classes = list(weights.columns)
     rng = np.random.default_rng(0)
@@ -104,6 +113,23 @@ def _generation(model, adata, held, weights, classifier, basis, args, **sample_k
     out["sinkhorn ratio to floor"] = round(out["sinkhorn generated"] / out["sinkhorn floor"], 2)
     out["sample_images_per_s"] = round(per_s, 1)
     return out
+
+
+def _exact_copy_error(read, weights, classes, n: int, n_draws: int = 20) -> float:
+    """Proportion L1 of a generator that reproduces each set exactly: a reference.
+
+    Draws ``n`` images (as many as are generated per set) with replacement from the set's
+    own real images, whose classes the classifier read as ``read`` (one array per set);
+    averaged over ``n_draws`` draws. Generating ``n`` images adds their own sampling
+    error to the set's, so this sits above the real images' floor.
+    """
+    rng = np.random.default_rng(0)
+    errors = [
+        gde.metrics.class_proportion_error(rng.choice(labels, n), w, classes)
+        for labels, (_, w) in zip(read, weights.iterrows(), strict=True)
+        for _ in range(n_draws)
+    ]
+    return round(float(np.mean(errors)), 4)
 
 
 def _label_oracle(adata, held, info) -> pd.DataFrame:
@@ -149,9 +175,10 @@ def dataset(name: str, args) -> dict:
     # the floor of the proportion L1: the classifier on each set's own real images, whose
     # class shares differ from the weights by sampling and by the classifier's errors
     held_rows = [np.flatnonzero(np.asarray(adata.obs["set"] == s)) for s in held]
+    read = [classifier.predict(pixels[r]) for r in held_rows]
     real_l1 = [
-        gde.metrics.class_proportion_error(classifier.predict(pixels[r]), weights.loc[s], classes)
-        for s, r in zip(held, held_rows, strict=True)
+        gde.metrics.class_proportion_error(p, weights.loc[s], classes)
+        for s, p in zip(held, read, strict=True)
     ]
     out = {
         "classifier accuracy (held-out images)": round(accuracy, 3),
@@ -159,7 +186,14 @@ def dataset(name: str, args) -> dict:
             float(np.abs(weights.loc[held] - average).sum(1).mean()), 4
         ),
         "proportion L1, real images of the set": round(float(np.mean(real_l1)), 4),
+        "proportion L1, exact copy of the set": _exact_copy_error(
+            read, weights.loc[held], classes, args.n_generate
+        ),
     }
+    if args.n_generate_more:
+        out[f"proportion L1, exact copy of the set, {args.n_generate_more} images"] = (
+            _exact_copy_error(read, weights.loc[held], classes, args.n_generate_more)
+        )
     rho = gde.metrics.distance_spearman
     pixel = gde.tl.pixel_mean_embedding(adata, set_key="set", key_added=None)
     out["spearman"] = {"pixel-mean pseudobulk": rho(pixel.loc[truth.index], truth, pairs)}
@@ -198,6 +232,11 @@ def dataset(name: str, args) -> dict:
         scoring = (model, adata, held, weights, classifier, basis, args)
         fit["generation"] = _generation(*scoring)
         fit["generation, no guidance"] = _generation(*scoring, guidance_scale=1.0)
+        if args.n_generate_more and label == "gde":
+            # many images per set: the proportions of the generated distribution itself,
+            # with little of the generated images' own sampling error
+            more = _generation(*scoring, n_images=args.n_generate_more)
+            fit[f"generation, {args.n_generate_more} images"] = more
         out[label] = fit
         print(label, json.dumps(fit), flush=True)
     return out
@@ -232,14 +271,29 @@ def markdown(results: dict) -> str:
             f"the training sets' average proportions: "
             f"{r['proportion L1, training-average proportions']:.3f}; read from the sets' own "
             f"real images (the floor: sampling and classifier errors): "
-            f"{r['proportion L1, real images of the set']:.3f}.",
+            f"{r['proportion L1, real images of the set']:.3f}; a generator that reproduced "
+            f"each set exactly, drawing as many images as are generated (its own images "
+            f"redrawn with replacement): "
+            f"{r.get('proportion L1, exact copy of the set', float('nan')):.3f}"
+            + "".join(
+                f"; the same, drawing {k.rsplit(', ', 1)[1]}: {v:.3f}"
+                for k, v in r.items()
+                if k.startswith("proportion L1, exact copy of the set, ")
+            )
+            + ".",
             "",
             "| decoder from | proportion L1 | Sinkhorn gen / floor (ratio) | steps | train s "
             "| images/s train | images/s sample |",
             "|---|---|---|---|---|---|---|",
         ]
         for model in ("gde", "KME + same decoder"):
-            for tail, key in (("", "generation"), (", no guidance", "generation, no guidance")):
+            samplers = [("", "generation"), (", no guidance", "generation, no guidance")]
+            samplers += [
+                (f", {k.split(', ')[1]} per set", k)
+                for k in r[model]
+                if k.startswith("generation, ") and k.endswith(" images")
+            ]
+            for tail, key in samplers:
                 if key not in r[model]:
                     continue
                 m, g = r[model], r[model][key]
@@ -262,6 +316,12 @@ def main(argv=None) -> None:
         "--n-sets", type=int, default=320, help="sets per data set, a quarter held out"
     )
     parser.add_argument("--n-generate", type=int, default=100)
+    parser.add_argument(
+        "--n-generate-more",
+        type=int,
+        default=1000,
+        help="images per set of a second gde generation, default sampler (0: none)",
+    )
     parser.add_argument("--data", nargs="+", default=list(DATA), choices=list(DATA))
     parser.add_argument(
         "--fashion-mnist-path", default=None, help="folder of the Fashion-MNIST files"
@@ -271,6 +331,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.n_sets, args.n_generate, args.max_steps = 24, 20, args.max_steps or 20
+        args.n_generate_more = min(args.n_generate_more, 40)
     warnings.filterwarnings("ignore")
     results = {
         "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
