@@ -45,6 +45,7 @@ import json
 import platform
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -63,11 +64,26 @@ INFO_KEY = {"digits": "digit_sets", "fashion-mnist": "fashion_mnist_sets"}
 W2_COMPS = 50  # ImageGDEModel's default w2_n_comps
 
 
-def _train(adata, max_steps: int | None, untrained=None, **model_kw):
-    """Train with the default ``train()``; ``untrained``: AnnData to embed before training."""
+def _train(adata, max_steps: int | None, saved: Path | None, untrained=None, **model_kw):
+    """Train with the default ``train()``; ``untrained``: AnnData to embed before training.
+
+    With ``saved`` (a folder), a model and training record already there are loaded
+    instead, and a new one is written there: a long run resumes after its last model.
+    """
     ImageGDEModel.setup_anndata(adata, set_key="set")
+    if saved is not None and (saved / "training.json").exists():
+        record = json.loads((saved / "training.json").read_text())
+        start = record.pop("untrained embedding", None)
+        model = ImageGDEModel.load(str(saved), adata=adata)
+        return model, record, None if start is None else pd.DataFrame(start)
     model = ImageGDEModel(adata, **model_kw)
     info, start_emb = train_default(model, max_steps, "images", untrained)
+    if saved is not None:
+        model.save(str(saved), overwrite=True)
+        record = dict(info)
+        if start_emb is not None:
+            record["untrained embedding"] = start_emb.to_dict()
+        (saved / "training.json").write_text(json.dumps(record))
     return model, info, start_emb
 
 
@@ -112,6 +128,7 @@ def _generation(
     out = pd.DataFrame(rows).mean().round(4).to_dict()
     out["sinkhorn ratio to floor"] = round(out["sinkhorn generated"] / out["sinkhorn floor"], 2)
     out["sample_images_per_s"] = round(per_s, 1)
+    out["images per set"] = n_images
     return out
 
 
@@ -186,14 +203,13 @@ def dataset(name: str, args) -> dict:
             float(np.abs(weights.loc[held] - average).sum(1).mean()), 4
         ),
         "proportion L1, real images of the set": round(float(np.mean(real_l1)), 4),
-        "proportion L1, exact copy of the set": _exact_copy_error(
-            read, weights.loc[held], classes, args.n_generate
-        ),
+        # keyed by the number of images drawn per set
+        "proportion L1, exact copy of the set": {
+            str(n): _exact_copy_error(read, weights.loc[held], classes, n)
+            for n in (args.n_generate, args.n_generate_more)
+            if n
+        },
     }
-    if args.n_generate_more:
-        out[f"proportion L1, exact copy of the set, {args.n_generate_more} images"] = (
-            _exact_copy_error(read, weights.loc[held], classes, args.n_generate_more)
-        )
     rho = gde.metrics.distance_spearman
     pixel = gde.tl.pixel_mean_embedding(adata, set_key="set", key_added=None)
     out["spearman"] = {"pixel-mean pseudobulk": rho(pixel.loc[truth.index], truth, pairs)}
@@ -222,7 +238,11 @@ def dataset(name: str, args) -> dict:
     for label, model_kw in models.items():
         scvi.settings.seed = args.seed
         untrained = adata if label == "gde" else None
-        model, fit, start = _train(train.copy(), args.max_steps, untrained, **model_kw)
+        saved = None
+        if args.models:
+            saved = Path(args.models) / name / label.split(" ")[0]
+            saved.parent.mkdir(parents=True, exist_ok=True)
+        model, fit, start = _train(train.copy(), args.max_steps, saved, untrained, **model_kw)
         if start is not None:
             out["spearman"]["gde untrained (mean path)"] = rho(
                 start.loc[truth.index], truth, pairs
@@ -235,8 +255,7 @@ def dataset(name: str, args) -> dict:
         if args.n_generate_more and label == "gde":
             # many images per set: the proportions of the generated distribution itself,
             # with little of the generated images' own sampling error
-            more = _generation(*scoring, n_images=args.n_generate_more)
-            fit[f"generation, {args.n_generate_more} images"] = more
+            fit["generation, more images"] = _generation(*scoring, n_images=args.n_generate_more)
         out[label] = fit
         print(label, json.dumps(fit), flush=True)
     return out
@@ -272,13 +291,10 @@ def markdown(results: dict) -> str:
             f"{r['proportion L1, training-average proportions']:.3f}; read from the sets' own "
             f"real images (the floor: sampling and classifier errors): "
             f"{r['proportion L1, real images of the set']:.3f}; a generator that reproduced "
-            f"each set exactly, drawing as many images as are generated (its own images "
-            f"redrawn with replacement): "
-            f"{r.get('proportion L1, exact copy of the set', float('nan')):.3f}"
-            + "".join(
-                f"; the same, drawing {k.rsplit(', ', 1)[1]}: {v:.3f}"
-                for k, v in r.items()
-                if k.startswith("proportion L1, exact copy of the set, ")
+            f"each set exactly (its own images redrawn with replacement), "
+            + "; ".join(
+                f"drawing {n} images: {v:.3f}"
+                for n, v in r["proportion L1, exact copy of the set"].items()
             )
             + ".",
             "",
@@ -287,12 +303,9 @@ def markdown(results: dict) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for model in ("gde", "KME + same decoder"):
+            more = r[model].get("generation, more images", {}).get("images per set")
             samplers = [("", "generation"), (", no guidance", "generation, no guidance")]
-            samplers += [
-                (f", {k.split(', ')[1]} per set", k)
-                for k in r[model]
-                if k.startswith("generation, ") and k.endswith(" images")
-            ]
+            samplers += [(f", {more} images per set", "generation, more images")]
             for tail, key in samplers:
                 if key not in r[model]:
                     continue
@@ -327,6 +340,11 @@ def main(argv=None) -> None:
         "--fashion-mnist-path", default=None, help="folder of the Fashion-MNIST files"
     )
     parser.add_argument("--max-steps", type=int, default=None, help="default: train()'s own")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="folder to save the trained models in, and to load them from on a re-run",
+    )
     parser.add_argument("--out", default="benchmarks/results/images")
     args = parser.parse_args(argv)
     if args.quick:
