@@ -10,14 +10,10 @@ import pandas as pd
 import rich.pretty  # noqa: F401  scvi-tools' view_anndata_setup uses rich.pretty unimported
 from anndata import AnnData
 from scvi import settings
-from scvi.data import AnnDataManager
-from scvi.data.fields import CategoricalObsField
 
 from gde._anndata_utils import check_backed_view, check_obs_columns, check_set_column
 from gde._constants import GDE_KEYS
 from gde._pca import reference_rows, reference_statistics
-from gde._quiet import quiet_backend
-from gde.data import SetObsField
 from gde.model import SetModelBase
 from gde.module import SetImageModule, scale_pixels
 
@@ -214,15 +210,8 @@ class ImageGDEModel(SetModelBase):
         check_set_column(adata, set_key)
         check_obs_columns(adata, [batch_key] if batch_key else None, "batch_key")
         setup_method_args = cls._get_setup_method_args(**locals())
-        fields = [
-            ImageField(GDE_KEYS.X_KEY, image_key),
-            SetObsField(GDE_KEYS.SET_KEY, set_key),
-            CategoricalObsField(GDE_KEYS.BATCH_KEY, batch_key),
-        ]
-        manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        with quiet_backend():
-            manager.register_fields(adata, **kwargs)
-        cls.register_manager(manager)
+        field = ImageField(GDE_KEYS.X_KEY, image_key)
+        cls._register_fields(adata, field, set_key, batch_key, setup_method_args, **kwargs)
 
     # ---------------------------------------------------------------- hooks
     @property

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
+from scvi.data import AnnDataManager
 from scvi.data._constants import _SCVI_UUID_KEY, _SETUP_ARGS_KEY
+from scvi.data.fields import BaseAnnDataField, CategoricalObsField
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
@@ -28,6 +30,7 @@ from gde._quiet import quiet_backend
 from gde.data import (
     DataSource,
     SetDataSplitter,
+    SetObsField,
     data_source,
     is_on_disk,
     iter_cell_chunks,
@@ -207,6 +210,33 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
                 per_cell[cells] = z[cell_set[cells]]
                 adata.obsm[key_added] = per_cell
         return emb
+
+    @classmethod
+    def _register_fields(
+        cls,
+        adata: AnnData,
+        element_field: BaseAnnDataField,
+        set_key: str,
+        batch_key: str | None,
+        setup_method_args: dict,
+        covariate_fields: Sequence[BaseAnnDataField] = (),
+        **kwargs,
+    ) -> None:
+        """Register the elements' field, the set and batch columns, and covariates.
+
+        The end of every ``setup_anndata``, after its checks; ``kwargs`` go to
+        :meth:`scvi.data.AnnDataManager.register_fields`.
+        """
+        fields = [
+            element_field,
+            SetObsField(GDE_KEYS.SET_KEY, set_key),
+            CategoricalObsField(GDE_KEYS.BATCH_KEY, batch_key),
+            *covariate_fields,
+        ]
+        manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
+        with quiet_backend():
+            manager.register_fields(adata, **kwargs)
+        cls.register_manager(manager)
 
     @classmethod
     def load(cls, dir_path: str, adata: AnnData | None = None, **kwargs):

@@ -11,7 +11,6 @@ from scvi.data import AnnDataManager
 from scvi.data._constants import _SETUP_ARGS_KEY
 from scvi.data.fields import (
     CategoricalJointObsField,
-    CategoricalObsField,
     LayerField,
     NumericalJointObsField,
     ObsmField,
@@ -29,7 +28,6 @@ from gde._anndata_utils import (
 from gde._constants import GDE_KEYS
 from gde._quiet import quiet_backend
 from gde.data import (
-    SetObsField,
     cell_statistics,
     is_on_disk,
     read_rows,
@@ -319,17 +317,13 @@ class GDEModel(CounterfactualMixin, SetModelBase):
             if obsm_key is not None
             else LayerField(GDE_KEYS.X_KEY, layer, is_count_data=False)
         )
-        anndata_fields = [
-            data_field,
-            SetObsField(GDE_KEYS.SET_KEY, set_key),
-            CategoricalObsField(GDE_KEYS.BATCH_KEY, batch_key),
+        covariates = [
             CategoricalJointObsField(GDE_KEYS.CAT_COVS_KEY, categorical_covariate_keys),
             NumericalJointObsField(GDE_KEYS.CONT_COVS_KEY, continuous_covariate_keys),
         ]
-        adata_manager = AnnDataManager(fields=anndata_fields, setup_method_args=setup_method_args)
-        with quiet_backend():
-            adata_manager.register_fields(adata, **kwargs)
-        cls.register_manager(adata_manager)
+        cls._register_fields(
+            adata, data_field, set_key, batch_key, setup_method_args, covariates, **kwargs
+        )
 
     @classmethod
     def setup_mudata(

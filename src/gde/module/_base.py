@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from scvi.module.base import BaseModuleClass, auto_move_data
 from torch.distributions import Normal
 
 from gde._constants import GDE_KEYS
@@ -275,27 +275,6 @@ class SetModuleBase(InputTransformMixin, W2MatchingMixin, BaseModuleClass):
             term = term + kl_weight * kl_set
             metrics["kl_set"] = kl_set.detach()
         return term, metrics
-
-    def element_loss_output(
-        self,
-        per_element: torch.Tensor,
-        tensors: dict[str, torch.Tensor],
-        inference_outputs: dict,
-        kl_weight: float,
-    ) -> LossOutput:
-        """A decoder's loss per element ``(n,)`` plus the set terms, as scvi-tools takes it.
-
-        For decoders without a per-element latent (no local KL).
-        """
-        set_term, metrics = self.set_terms(
-            inference_outputs, kl_weight, tensors.get(GDE_KEYS.W2_TARGET_KEY)
-        )
-        return LossOutput(
-            loss=per_element.mean() + set_term,
-            reconstruction_loss=per_element,
-            kl_local=torch.zeros_like(per_element),
-            extra_metrics=metrics,
-        )
 
     @auto_move_data
     def embed(

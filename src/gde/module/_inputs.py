@@ -142,23 +142,6 @@ class InputTransformMixin:
         covs = self.covariate_vector(cats, cont)
         return z if covs is None else torch.cat([z, covs], dim=-1)
 
-    def decoded_condition(self, out: dict, n_sets: int, set_size: int) -> tuple[int, torch.Tensor]:
-        """The first ``n_decode`` elements of each set of a minibatch, and their condition.
-
-        For modules whose decoder learns from ``n_decode`` elements per set (the sampler
-        draws elements at random, so the first ones are a random subset). ``out`` is the
-        output of ``_prepare``. Returns ``n_decode`` and the condition
-        ``(n_sets * n_decode, n_latent + n_covariate_features)``.
-        """
-        n_decode = min(self.n_decode, set_size)
-
-        def decoded(t):  # (n_sets * set_size, k) -> (n_sets * n_decode, k)
-            return t.reshape(n_sets, set_size, -1)[:, :n_decode].reshape(n_sets * n_decode, -1)
-
-        z = out["z_set"].unsqueeze(1).expand(n_sets, n_decode, -1).reshape(-1, self.n_latent)
-        cont = None if out["cont"] is None else decoded(out["cont"])
-        return n_decode, self.condition(z, [decoded(c) for c in out["cats"]], cont)
-
     @property
     def n_covariate_features(self) -> int:
         """Width of :meth:`covariate_vector`."""

@@ -6,12 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scvi.module.base import LossOutput, auto_move_data
 
 from gde._constants import GDE_KEYS
 from gde.nn import ConditionalUNet, ImageFeaturizer, NoiseSchedule, Schedule
 
-from ._base import SetModuleBase
+from ._elements import ElementSetModule
 
 
 def scale_pixels(x, pixel_range: tuple[float, float]):
@@ -20,7 +19,7 @@ def scale_pixels(x, pixel_range: tuple[float, float]):
     return (x - low) * (2.0 / (high - low)) - 1.0
 
 
-class SetImageModule(SetModuleBase):
+class SetImageModule(ElementSetModule):
     """Sets of images: each image is featurized, the set encoder pools them.
 
     Pixels are scaled to ``[-1, 1]`` with the range fixed at setup (``pixel_range``).
@@ -64,8 +63,6 @@ class SetImageModule(SetModuleBase):
         Passed to :class:`gde.module.SetModuleBase` (set encoder, covariates, W2 term).
     """
 
-    reference_leads_input = True
-
     def __init__(
         self,
         image_shape: Sequence[int],
@@ -96,24 +93,16 @@ class SetImageModule(SetModuleBase):
         low, high = (float(v) for v in pixel_range)
         if not high > low:
             raise ValueError(f"pixel_range must be (low, high), high > low; got {pixel_range}.")
-        n_pixels = int(np.prod(image_shape))
-        feature_mean = np.zeros(n_pixels + n_features)
-        feature_std = np.ones(n_pixels + n_features)
-        if reference_mean is not None:
-            feature_mean[:n_pixels] = reference_mean
-        if reference_std is not None:
-            feature_std[:n_pixels] = reference_std
         super().__init__(
-            n_pixels + n_features,
+            int(np.prod(image_shape)),
+            n_features,
+            n_decode,
+            reference_mean,
+            reference_std,
             n_batch=n_batch,
             n_latent=n_latent,
-            data_kind="continuous",
-            correct_encoder_input=False,
-            feature_mean=feature_mean,
-            feature_std=feature_std,
             reference_components=reference_components,
             reference_center=reference_center,
-            n_reference=n_pixels,
             w2_n_comps=w2_n_comps,
             mean_path=mean_path,
             **kwargs,
@@ -123,7 +112,6 @@ class SetImageModule(SetModuleBase):
         if not channel_axis and image_shape[0] != 1:
             raise ValueError("Images without a channel axis have one channel.")
         self.channel_axis = bool(channel_axis)
-        self.n_decode = int(n_decode)
         self.featurizer = (
             ImageFeaturizer(image_shape[0], n_features, featurizer_widths) if n_features else None
         )
@@ -156,93 +144,43 @@ class SetImageModule(SetModuleBase):
         x = tensors[GDE_KEYS.X_KEY]
         return self.scale(x if self.channel_axis else x.unsqueeze(-3))
 
-    def transform(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
-        """Scaled images to set-encoder input: standardised pixels + learned features."""
-        images = x.to(device=self.feature_mean.device, dtype=torch.float32)
-        n_ref = self.n_reference
-        pixels = images.flatten(-3)
-        ref = (pixels - self.feature_mean[:n_ref]) / self.feature_std[:n_ref]
-        if self.featurizer is None:
-            return ref
-        return torch.cat([ref, self.featurizer(images)], dim=-1)
-
     def reference_input(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         """Scaled pixels ``(..., n_pixels)``: what the W2 space projects."""
         return x.flatten(-3)
 
-    # ------------------------------------------------------------ training
-    @auto_move_data
-    def inference(
-        self,
-        x: torch.Tensor,
-        batch_index: torch.Tensor,
-        cat_covs: torch.Tensor | None = None,
-        cont_covs: torch.Tensor | None = None,
-    ) -> dict:
-        """Encode sets of scaled images ``(n_sets, set_size, C, H, W)`` (:meth:`input_counts`)."""
-        out = self._prepare(x, batch_index, cat_covs, cont_covs)
-        n_sets, set_size = x.shape[:2]
-        n_decode, out["condition"] = self.decoded_condition(out, n_sets, set_size)
-        out["target"] = x[:, :n_decode].reshape(-1, *self.image_shape)
-        return out
-
-    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
-        return {}
-
-    def generative(self) -> dict:
-        """Nothing beyond :meth:`inference`: the denoiser is scored in :meth:`loss`."""
-        return {}
-
-    def loss(
-        self,
-        tensors: dict[str, torch.Tensor],
-        inference_outputs: dict,
-        generative_outputs: dict,
-        kl_weight: float = 1.0,
-    ) -> LossOutput:
-        """Denoising loss per image (summed over pixels), plus the set terms."""
-        diffusion = self.noise_schedule.denoising_loss(
+    # ------------------------------------------------------------ decoder
+    def element_loss(self, target: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Denoising loss per image (summed over pixels)."""
+        return self.noise_schedule.denoising_loss(
             self.denoiser,
-            inference_outputs["target"],
-            inference_outputs["condition"],
+            target,
+            condition,
             fixed_noise=not self.training,  # the same noise at every validation step
         )
-        return self.element_loss_output(diffusion, tensors, inference_outputs, kl_weight)
 
-    # ---------------------------------------------------------- generation
-    @torch.no_grad()
-    def generate(
+    def draw(
         self,
-        z_set: torch.Tensor,
-        n_cells: int,
-        batch_index: torch.Tensor | None = None,
-        library: torch.Tensor | None = None,
-        cat_covs: torch.Tensor | None = None,
-        cont_covs: torch.Tensor | None = None,
+        condition: torch.Tensor,
         n_steps: int | None = 50,
         guidance_scale: float = 1.0,
         eta: float = 0.0,
         guidance_interval: tuple[float, float] | None = None,
     ) -> torch.Tensor:
-        """Draw ``n_cells`` images ``(n_sets * n_cells, C, H, W)`` per set embedding.
+        """One image ``(C, H, W)`` per row of ``condition``, in data units, clipped to them.
 
-        In data units (``pixel_range``), clipped to it. ``library`` is ignored (a count
-        model's argument); ``n_steps``: DDIM steps (``None``: ancestral sampling over all
-        diffusion steps); ``guidance_scale``: classifier-free guidance (1: none), applied
-        only within ``guidance_interval`` of the diffusion time (fractions, 1 = pure
-        noise; ``None``: throughout; :meth:`gde.nn.NoiseSchedule.steps_within`).
+        ``n_steps``: DDIM steps (``None``: ancestral sampling over all diffusion steps);
+        ``guidance_scale``: classifier-free guidance (1: none), applied only within
+        ``guidance_interval`` of the diffusion time (fractions, 1 = pure noise; ``None``:
+        throughout; :meth:`gde.nn.NoiseSchedule.steps_within`). Reached through
+        :meth:`generate`, which takes these as keywords.
         """
         guided_steps = self.noise_schedule.steps_within(guidance_interval)
-        z_cells, _, cats, cont = self._generation_inputs(
-            z_set, n_cells, batch_index, cat_covs, cont_covs
-        )
-        cond = self.condition(z_cells, cats, cont)
         x = self.noise_schedule.sample(
-            self.denoiser.sampler(cond, guidance_scale, guided_steps),
-            (cond.shape[0], *self.image_shape),
+            self.denoiser.sampler(condition, guidance_scale, guided_steps),
+            (condition.shape[0], *self.image_shape),
             n_inference_steps=n_steps,
             eta=eta,
-            device=cond.device,
+            device=condition.device,
             clip_x0=1.0,
         )
         return self.unscale(x.clamp(-1.0, 1.0))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scvi.module.base import LossOutput, auto_move_data
 
 from gde._constants import GDE_KEYS
 from gde.nn import FIRST_LETTER, PrefixDecoder, SequenceFeaturizer, kmer_frequencies
 
-from ._base import SetModuleBase
+from ._elements import ElementSetModule
 
 
 def default_kmer_ks(n_letters: int, max_features: int = 512) -> tuple[int, ...]:
@@ -42,7 +41,7 @@ def reference_features(
     return torch.cat([kmers, length], dim=-1).reshape(*lead, -1)
 
 
-class SetSeqModule(SetModuleBase):
+class SetSeqModule(ElementSetModule):
     """Sets of sequences: each sequence is featurized, the set encoder pools them.
 
     Each sequence enters the set encoder as two parts: fixed *reference features*
@@ -88,8 +87,6 @@ class SetSeqModule(SetModuleBase):
         Passed to :class:`gde.module.SetModuleBase` (set encoder, covariates, W2 term).
     """
 
-    reference_leads_input = True
-
     def __init__(
         self,
         n_tokens: int,
@@ -118,31 +115,22 @@ class SetSeqModule(SetModuleBase):
         n_letters = n_tokens - FIRST_LETTER
         kmer_ks = tuple(kmer_ks or default_kmer_ks(n_letters))
         n_reference = width if fixed_length else sum(n_letters**k for k in kmer_ks) + 1
-        # encoder input: the standardised reference features, then the learned ones
-        feature_mean = np.zeros(n_reference + n_features)
-        feature_std = np.ones(n_reference + n_features)
-        if reference_mean is not None:
-            feature_mean[:n_reference] = reference_mean
-        if reference_std is not None:
-            feature_std[:n_reference] = reference_std
         super().__init__(
-            n_reference + n_features,
+            n_reference,
+            n_features,
+            n_decode,
+            reference_mean,
+            reference_std,
             n_batch=n_batch,
             n_latent=n_latent,
-            data_kind="continuous",
-            correct_encoder_input=False,
-            feature_mean=feature_mean,
-            feature_std=feature_std,
             reference_components=reference_components,
             reference_center=reference_center,
-            n_reference=n_reference,
             w2_n_comps=w2_n_comps,
             mean_path=mean_path,
             **kwargs,
         )
         self.n_tokens, self.width, self.fixed_length = n_tokens, width, fixed_length
         self.n_letters, self.kmer_ks = n_letters, kmer_ks
-        self.n_decode = int(n_decode)
         self.featurizer = SequenceFeaturizer(
             n_tokens, width, n_features, n_channels, n_conv_layers, kernel_size
         )
@@ -164,73 +152,23 @@ class SetSeqModule(SetModuleBase):
         """The token rows of a minibatch."""
         return tensors[GDE_KEYS.X_KEY]
 
-    def transform(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
-        """Token rows to set-encoder input: standardised reference + learned features."""
-        n_ref = self.n_reference
-        x = x.to(self.feature_mean.device)
-        ref = (self.reference_features(x) - self.feature_mean[:n_ref]) / self.feature_std[:n_ref]
-        return torch.cat([ref, self.featurizer(x)], dim=-1)
-
     def reference_input(self, x: torch.Tensor, batch_index: torch.Tensor) -> torch.Tensor:
         """The reference features of token rows: what the W2 space projects."""
         return self.reference_features(x.to(self.feature_mean.device))
 
-    # ------------------------------------------------------------ training
-    @auto_move_data
-    def inference(
-        self,
-        x: torch.Tensor,
-        batch_index: torch.Tensor,
-        cat_covs: torch.Tensor | None = None,
-        cont_covs: torch.Tensor | None = None,
-    ) -> dict:
-        """Encode sets of token rows ``(n_sets, set_size, width)``."""
-        out = self._prepare(x, batch_index, cat_covs, cont_covs)
-        n_sets, set_size = x.shape[:2]
-        n_decode, out["condition"] = self.decoded_condition(out, n_sets, set_size)
-        out["decode_tokens"] = x[:, :n_decode].reshape(n_sets * n_decode, -1)
-        return out
+    # ------------------------------------------------------------ decoder
+    def element_loss(self, target: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood per sequence (nats)."""
+        return self.decoder.nll(condition, target)
 
-    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
-        return {}
-
-    def generative(self) -> dict:
-        """Nothing beyond :meth:`inference`: the decoder is scored in :meth:`loss`."""
-        return {}
-
-    def loss(
-        self,
-        tensors: dict[str, torch.Tensor],
-        inference_outputs: dict,
-        generative_outputs: dict,
-        kl_weight: float = 1.0,
-    ) -> LossOutput:
-        """Negative log-likelihood per sequence (nats), plus the set terms."""
-        nll = self.decoder.nll(inference_outputs["condition"], inference_outputs["decode_tokens"])
-        return self.element_loss_output(nll, tensors, inference_outputs, kl_weight)
-
-    # ---------------------------------------------------------- generation
-    @torch.no_grad()
-    def generate(
-        self,
-        z_set: torch.Tensor,
-        n_cells: int,
-        batch_index: torch.Tensor | None = None,
-        library: torch.Tensor | None = None,
-        cat_covs: torch.Tensor | None = None,
-        cont_covs: torch.Tensor | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
+    def draw(
+        self, condition: torch.Tensor, temperature: float = 1.0, top_k: int | None = None
     ) -> torch.Tensor:
-        """Draw ``n_cells`` token rows ``(n_sets * n_cells, width)`` per set embedding.
+        """One token row ``(width,)`` per row of ``condition``, padded to the full width.
 
-        ``library`` is ignored (a count model's argument); ``temperature`` and ``top_k``
-        as in :meth:`gde.nn.PrefixDecoder.generate`.
+        ``temperature`` and ``top_k`` as in :meth:`gde.nn.PrefixDecoder.generate`; reached
+        through :meth:`generate`, which takes them as keywords.
         """
-        z_cells, _, cats, cont = self._generation_inputs(
-            z_set, n_cells, batch_index, cat_covs, cont_covs
-        )
-        condition = self.condition(z_cells, cats, cont)
         tokens = self.decoder.generate(
             condition, self.width, temperature, top_k, fixed_length=self.fixed_length
         )

@@ -11,15 +11,11 @@ import rich.pretty  # noqa: F401  scvi-tools' view_anndata_setup uses rich.prett
 import torch
 from anndata import AnnData
 from scvi import settings
-from scvi.data import AnnDataManager
-from scvi.data.fields import CategoricalObsField
 
 from gde._anndata_utils import check_backed_view, check_obs_columns, check_set_column
 from gde._constants import GDE_KEYS
 from gde._pca import reference_rows, reference_statistics
-from gde._quiet import quiet_backend
 from gde._sequences import Alphabet, tokens_to_reads
-from gde.data import SetObsField
 from gde.model import SetModelBase
 from gde.module import SetSeqModule, default_kmer_ks, reference_features
 
@@ -230,15 +226,8 @@ class SeqGDEModel(SetModelBase):
             raise ValueError("alphabet applies to sequence_key; reads use 0, 1 and no call.")
         check_obs_columns(adata, [batch_key] if batch_key else None, "batch_key")
         setup_method_args = cls._get_setup_method_args(**locals())
-        fields = [
-            SequenceTokensField(GDE_KEYS.X_KEY, sequence_key, layer, alphabet),
-            SetObsField(GDE_KEYS.SET_KEY, set_key),
-            CategoricalObsField(GDE_KEYS.BATCH_KEY, batch_key),
-        ]
-        manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
-        with quiet_backend():
-            manager.register_fields(adata, **kwargs)
-        cls.register_manager(manager)
+        field = SequenceTokensField(GDE_KEYS.X_KEY, sequence_key, layer, alphabet)
+        cls._register_fields(adata, field, set_key, batch_key, setup_method_args, **kwargs)
 
     # ---------------------------------------------------------------- hooks
     @property
