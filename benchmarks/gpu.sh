@@ -4,7 +4,8 @@
 #
 #   bash benchmarks/gpu.sh
 #
-# 1. the tests marked `gpu` (both decoders, MuData, bf16 mixed precision, pinned memory);
+# 1. the tests marked `gpu` (both decoders, MuData, bf16 mixed precision, pinned memory,
+#    the image and sequence models);
 # 2. training / embedding / DDIM-50 sampling throughput on 10^6 cells × 2,000 genes
 #    -> benchmarks/results/gpu.{json,md};
 # 3. the image benchmark on Fashion-MNIST where its files are (FASHION_MNIST_DIR, by

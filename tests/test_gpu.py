@@ -1,4 +1,5 @@
-"""On a CUDA device: both decoders, MuData, mixed precision. Skipped without a GPU.
+"""On a CUDA device: both decoders, MuData, mixed precision, the image and sequence
+models. Skipped without a GPU.
 
 Run with ``pytest -m gpu`` on a machine with CUDA (``benchmarks/gpu.sh`` runs them and
 the GPU figures together).
@@ -10,6 +11,8 @@ import scvi
 import torch
 
 import gde
+import test_image
+import test_seq
 from conftest import TRAIN_KW, small_sets
 from test_mudata import citeseq
 
@@ -61,3 +64,36 @@ def test_pinned_memory_on_the_gpu():
     model = gde.GDEModel(adata, n_latent=4, n_hidden=16, n_set_hidden=16)
     model.train(accelerator="gpu", devices=1, **TRAIN_KW)
     assert model.trainer.datamodule.pin_memory
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_image_model_on_the_gpu(precision):
+    scvi.settings.seed = 0
+    adata = test_image.digits()
+    gde.image.ImageGDEModel.setup_anndata(adata, set_key="set")
+    model = gde.image.ImageGDEModel(adata, **test_image.SMALL)
+    model.train(accelerator="gpu", devices=1, precision=precision, **test_image.TRAIN_KW)
+    assert str(model.device).startswith("cuda")
+    assert np.isfinite(model.get_distribution_embeddings(adata).to_numpy()).all()
+    sets = list(adata.obs["set"].cat.categories[:2])
+    gen = model.sample(sets=sets, n_images=6, seed=0, n_steps=5)
+    images = gen.obsm["X_image"]
+    assert images.shape == (12, 8, 8) and np.isfinite(images).all()
+    again = model.sample(sets=sets, n_images=6, seed=0, n_steps=5)
+    np.testing.assert_allclose(again.obsm["X_image"], images)
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_sequence_model_on_the_gpu(precision):
+    scvi.settings.seed = 0
+    adata = test_seq.motif_data()
+    gde.seq.SeqGDEModel.setup_anndata(adata, set_key="set", sequence_key="sequence")
+    model = gde.seq.SeqGDEModel(adata, **test_seq.SMALL)
+    model.train(accelerator="gpu", devices=1, precision=precision, **test_seq.TRAIN_KW)
+    assert str(model.device).startswith("cuda")
+    assert np.isfinite(model.get_distribution_embeddings(adata).to_numpy()).all()
+    sets = list(adata.obs["set"].cat.categories[:2])
+    gen = model.sample(sets=sets, n_sequences=10, seed=0)
+    assert gen.n_obs == 20 and gen.obs["sequence"].str.len().gt(0).all()
+    again = model.sample(sets=sets, n_sequences=10, seed=0)
+    assert list(again.obs["sequence"]) == list(gen.obs["sequence"])
