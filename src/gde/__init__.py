@@ -6,9 +6,8 @@ ignore_import_noise()
 
 from . import data, datasets, image, metrics, module, nn, pl, pp, seq, tl  # noqa: E402
 from ._io import read_lazy  # noqa: E402
+from ._version import __version__ as __version__  # noqa: E402
 from .model import GDEModel  # noqa: E402
-
-__version__ = "0.2.0.dev0"
 
 __all__ = [
     "GDEModel",

@@ -251,7 +251,7 @@ def _version() -> str:
     try:
         return version("gde-embeddings")
     except PackageNotFoundError:  # a source tree on the path, not installed
-        from gde import __version__
+        from gde._version import __version__
 
         return __version__
 

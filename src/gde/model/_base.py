@@ -27,6 +27,7 @@ from scvi.train import TrainRunner
 from gde._anndata_utils import check_backed_view, check_finite, check_set_column, set_codes
 from gde._constants import GDE_KEYS
 from gde._quiet import quiet_backend
+from gde._version import __version__
 from gde.data import (
     DataSource,
     SetDataSplitter,
@@ -59,7 +60,7 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
     def __init__(self, adata: AnnData, w2_n_cells: int = 128, w2_debias: bool = False):
         _check_not_a_copy(type(self), adata)
         super().__init__(adata)
-        self.gde_version_ = _package_version()  # saved with the model (see `load`)
+        self.gde_version_ = __version__  # saved with the model (see `load`)
         self._w2_n_cells = w2_n_cells
         self._w2_debias = bool(w2_debias)
         self.train_sets_ = None
@@ -275,7 +276,7 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
             version = _saved_version(dir_path, kwargs.get("prefix"))
             raise RuntimeError(
                 f"The model in '{dir_path}' was saved by gde {version}; its parameters do "
-                f"not match those of this version of gde ({_package_version()}). Train it "
+                f"not match those of this version of gde ({__version__}). Train it "
                 "again with this version, or load it with the version that wrote it."
             ) from err
 
@@ -310,12 +311,6 @@ class SetModelBase(SetAnalysisMixin, GenerationMixin, SetTrainingMixin, BaseMode
         super().save(
             dir_path, prefix=prefix, overwrite=overwrite, save_anndata=save_anndata, **kwargs
         )
-
-
-def _package_version() -> str:
-    from gde import __version__
-
-    return __version__
 
 
 def _saved_version(dir_path: str, prefix: str | None) -> str:
