@@ -53,11 +53,16 @@ def train_default(
 
 
 def command(script: str, argv=None) -> str:
-    """The command line that reproduces a run (without ``--out``), for its results file."""
+    """The command line that reproduces a run, for its results file.
+
+    Without the options that name this machine's folders and change no figure
+    (``--out``, ``--models``).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--out" in args:
-        i = args.index("--out")
-        del args[i : i + 2]
+    for option in ("--out", "--models"):
+        if option in args:
+            i = args.index(option)
+            del args[i : i + 2]
     return " ".join(["python", script, *args])
 
 
