@@ -164,7 +164,7 @@ class ElementSetModule(SetModuleBase):
         """:meth:`element_loss` of each decoded element, plus the set terms."""
         out = inference_outputs
         per_element = self.element_loss(out["target"], out["condition"])
-        return self.element_loss_output(per_element, tensors, inference_outputs, kl_weight)
+        return self.element_loss_output(per_element, tensors, out, kl_weight)
 
     # ---------------------------------------------------------- generation
     @torch.no_grad()
