@@ -68,16 +68,19 @@ def _train(adata, max_steps: int | None, saved: Path | None, untrained=None, **m
     """Train with the default ``train()``; ``untrained``: AnnData to embed before training.
 
     With ``saved`` (a folder), a model and training record already there are loaded
-    instead, and a new one is written there: a long run resumes after its last model.
+    instead, and a new one is written there; a training cut short resumes from its
+    checkpoint there.
     """
     ImageGDEModel.setup_anndata(adata, set_key="set")
+    if saved is not None:
+        saved.mkdir(parents=True, exist_ok=True)
     if saved is not None and (saved / "training.json").exists():
         record = json.loads((saved / "training.json").read_text())
         start = record.pop("untrained embedding", None)
         model = ImageGDEModel.load(str(saved), adata=adata)
         return model, record, None if start is None else pd.DataFrame(start)
     model = ImageGDEModel(adata, **model_kw)
-    info, start_emb = train_default(model, max_steps, "images", untrained)
+    info, start_emb = train_default(model, max_steps, "images", untrained, resume=saved)
     if saved is not None:
         model.save(str(saved), overwrite=True)
         record = dict(info)
@@ -85,6 +88,17 @@ def _train(adata, max_steps: int | None, saved: Path | None, untrained=None, **m
             record["untrained embedding"] = start_emb.to_dict()
         (saved / "training.json").write_text(json.dumps(record))
     return model, info, start_emb
+
+
+def _kept(saved: Path | None, key: str, compute) -> dict:
+    """``compute()``, or its result kept in ``saved`` by an earlier run of the command."""
+    file = None if saved is None else saved / f"{key}.json"
+    if file is not None and file.exists():
+        return json.loads(file.read_text())
+    result = compute()
+    if file is not None:
+        file.write_text(json.dumps(result))
+    return result
 
 
 def score_generated(fake, real, pred, weight, classes, basis, rng) -> dict:
@@ -241,7 +255,6 @@ def dataset(name: str, args) -> dict:
         saved = None
         if args.models:
             saved = Path(args.models) / name / label.split(" ")[0]
-            saved.parent.mkdir(parents=True, exist_ok=True)
         model, fit, start = _train(train.copy(), args.max_steps, saved, untrained, **model_kw)
         if start is not None:
             out["spearman"]["gde untrained (mean path)"] = rho(
@@ -250,12 +263,13 @@ def dataset(name: str, args) -> dict:
         emb = model.get_distribution_embeddings(adata, key_added=None)
         out["spearman"][label] = rho(emb.loc[truth.index], truth, pairs)
         scoring = (model, adata, held, weights, classifier, basis, args)
-        fit["generation"] = _generation(*scoring)
-        fit["generation, no guidance"] = _generation(*scoring, guidance_scale=1.0)
+        samplers = {"generation": {}, "generation, no guidance": {"guidance_scale": 1.0}}
         if args.n_generate_more and label == "gde":
             # many images per set: the proportions of the generated distribution itself,
             # with little of the generated images' own sampling error
-            fit["generation, more images"] = _generation(*scoring, n_images=args.n_generate_more)
+            samplers["generation, more images"] = {"n_images": args.n_generate_more}
+        for key, sample_kw in samplers.items():
+            fit[key] = _kept(saved, key, lambda kw=sample_kw, sc=scoring: _generation(*sc, **kw))
         out[label] = fit
         print(label, json.dumps(fit), flush=True)
     return out
@@ -343,7 +357,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--models",
         default=None,
-        help="folder to save the trained models in, and to load them from on a re-run",
+        help="folder to keep training checkpoints, trained models and generation scores in: "
+        "a re-run of the command resumes where the last one stopped",
     )
     parser.add_argument("--out", default="benchmarks/results/images")
     args = parser.parse_args(argv)

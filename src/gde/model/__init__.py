@@ -2,6 +2,7 @@
 
 from ._base import SetModelBase
 from ._budget import ConvergenceStopping, default_max_steps
+from ._checkpoint import TrainingCheckpoint
 from ._ema import WeightEMA
 from ._gde_model import GDEModel
 from ._training_plan import GDETrainingPlan, TrainingDivergedError
@@ -11,6 +12,7 @@ __all__ = [
     "GDEModel",
     "GDETrainingPlan",
     "SetModelBase",
+    "TrainingCheckpoint",
     "TrainingDivergedError",
     "WeightEMA",
     "default_max_steps",

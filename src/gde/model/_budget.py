@@ -67,6 +67,14 @@ class ConvergenceStopping(EarlyStopping):
             self.stop_reason = reason
         return stop, reason
 
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "first": self.first, "stop_reason": self.stop_reason}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.first = state_dict.get("first")
+        self.stop_reason = state_dict.get("stop_reason")
+
 
 def resolve_steps(
     max_steps: int | None,

@@ -41,8 +41,23 @@ class WeightEMA(Callback):
 
     @torch.no_grad()
     def on_fit_start(self, trainer, pl_module) -> None:
+        if self._average is not None:  # restored from a checkpoint: go on averaging
+            weights = self._weights(pl_module)
+            self._average = [a.to(p.device) for a, p in zip(self._average, weights, strict=True)]
+            return
         self._average = [p.detach().clone() for p in self._weights(pl_module)]
         self._updates, self._last_step = 0, int(trainer.global_step)
+
+    def state_dict(self) -> dict:
+        if self._average is None:
+            return {}
+        return {"average": self._average, "updates": self._updates, "last_step": self._last_step}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "average" in state_dict:  # a checkpoint written during training
+            self._average = [a.clone() for a in state_dict["average"]]
+            self._updates = int(state_dict["updates"])
+            self._last_step = int(state_dict["last_step"])
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -21,6 +21,7 @@ from ._budget import (
     resolve_steps,
     stop_record,
 )
+from ._checkpoint import checkpoint_step, training_checkpoint
 from ._ema import WeightEMA
 
 # fewer validation sets than this make early stopping follow noise (a warning says so)
@@ -58,6 +59,7 @@ class SetTrainingMixin:
         early_stopping: bool = True,
         early_stopping_patience: int | None = None,
         weight_ema: float | None = None,
+        checkpoint_path: str | os.PathLike | None = None,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -138,6 +140,15 @@ class SetTrainingMixin:
             (:class:`gde.model.WeightEMA`): validation and the trained model use the
             average. ``None``: the model's default (off, unless its docstring says
             otherwise); ``0``: off; ``0.999`` averages over about 1,000 steps.
+        checkpoint_path
+            File to keep the whole training state in (weights, optimiser, step count,
+            early-stopping and weight-average state, history, random state), rewritten
+            after every validation pass (:class:`gde.model.TrainingCheckpoint`). If the
+            file exists, training resumes from it and reaches the weights the interrupted
+            run would have, e.g. after a job's time limit: build the model again the same
+            way and call ``train`` with the same arguments and ``scvi.settings.seed`` (a
+            checkpoint of another run is refused, saying what differs). The file is
+            deleted when training ends; keep the model with :meth:`save`.
         plan_kwargs
             Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``eps``,
             ``n_steps_kl_warmup``, ...). Adam's ``eps`` defaults to ``1e-8``.
@@ -203,11 +214,30 @@ class SetTrainingMixin:
             callbacks = trainer_kwargs.get("callbacks", [])
             trainer_kwargs["callbacks"] = [*callbacks, WeightEMA(weight_ema)]
 
+        checkpoint = None
+        if checkpoint_path is not None:
+            checkpoint = training_checkpoint(
+                checkpoint_path,
+                type(self).__name__,
+                splitter,
+                has_validation,
+                max_steps=max_steps,
+                steps_per_epoch=steps_per_epoch,
+                set_size=set_size,
+                n_sets_per_batch=n_sets_per_batch,
+                mix_sets=float(mix_sets),
+                weight_ema=float(weight_ema or 0.0),
+                early_stopping_patience=early_stopping_patience if early_stopping else None,
+            )
+            if checkpoint.path.exists():
+                trainer_kwargs["ckpt_path"] = str(checkpoint.path)
+
         plan_kwargs = dict(plan_kwargs or {})
         if "n_steps_kl_warmup" not in plan_kwargs and "n_epochs_kl_warmup" not in plan_kwargs:
             plan_kwargs["n_epochs_kl_warmup"] = None
             plan_kwargs["n_steps_kl_warmup"] = int(min(1000, max(1, max_steps // 4)))
         plan_kwargs.setdefault("eps", 1e-8)
+
         pair_w2 = None
         if self.module.w2_weight > 0:
             pair_w2 = self._pair_w2(splitter, settings.seed or 0)
@@ -219,6 +249,9 @@ class SetTrainingMixin:
         if early_stopping:
             stopper = ConvergenceStopping(monitor, patience_epochs, min_progress)
             trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), stopper]
+        if checkpoint is not None:  # after the stopper: the file holds its decision
+            trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), checkpoint]
+        resumed_from = checkpoint_step(trainer_kwargs.get("ckpt_path"))
         trainer_kwargs.setdefault("use_distributed_sampler", False)
         trainer_kwargs.setdefault("max_steps", max_steps)
         trainer_kwargs.setdefault("log_every_n_steps", min(50, steps_per_epoch))
@@ -252,6 +285,8 @@ class SetTrainingMixin:
             # finds: train in training mode (fresh noise, dropout, sampled W2 pairs)
             self.module.train()
             runner()
+        if checkpoint is not None:
+            checkpoint.remove()
         if not isinstance(self.history_, dict):  # a logger other than scvi-tools' own
             self.history_ = {}
         steps_run = int(self.trainer.global_step)
@@ -277,6 +312,7 @@ class SetTrainingMixin:
             n_sets_per_batch=n_sets_per_batch,
             mix_sets=mix_sets,
             weight_ema=float(weight_ema or 0.0),
+            resumed_from_step=resumed_from,
         )
 
     def _default_patience_steps(self) -> int:

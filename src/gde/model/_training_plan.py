@@ -31,6 +31,14 @@ class GDETrainingPlan(TrainingPlan):
         super().__init__(module, **kwargs)
         self.pair_w2 = pair_w2
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.pair_w2 is not None:  # the W2 targets computed so far
+            checkpoint["gde_pair_w2"] = self.pair_w2.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self.pair_w2 is not None and "gde_pair_w2" in checkpoint:
+            self.pair_w2.load_state_dict(checkpoint["gde_pair_w2"])
+
     def _with_targets(self, batch: dict) -> dict:
         if self.pair_w2 is None or GDE_KEYS.SET_KEY not in batch:
             return batch

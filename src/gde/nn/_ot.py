@@ -95,6 +95,16 @@ class PairwiseW2:
     def __len__(self) -> int:
         return len(self._cache)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The pairs computed so far and their W2, to resume a run with the same targets."""
+        pairs = torch.tensor(list(self._cache), dtype=torch.long).reshape(-1, 2)
+        return {"pairs": pairs, "w2": torch.tensor(list(self._cache.values()))}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the pairs of :meth:`state_dict`."""
+        pairs = [(int(a), int(b)) for a, b in state["pairs"].tolist()]
+        self._cache = dict(zip(pairs, state["w2"].tolist(), strict=True))
+
     def matrix(self, codes: torch.Tensor, max_new: int | None = None) -> torch.Tensor:
         """W2 (not squared) between the pairs of the sets ``codes`` ``(n,)`` → ``(n, n)``.
 

@@ -1,0 +1,165 @@
+"""The whole state of a training run in one file, so that a run cut short can resume."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class TrainingCheckpoint(Callback):
+    """Write the training state to ``path`` after every validation pass; restore it.
+
+    The file holds what a run needs to go on as if it had never stopped: the weights,
+    the optimiser's and learning-rate schedule's state, the step count, the state of the
+    other callbacks (early stopping, :class:`WeightEMA`), the W2 targets computed so far,
+    the history logged so far and the random number generators' state (the set
+    sampler's draws follow from the epoch). A run resumed from it reaches the same
+    weights as one never stopped; only the training-loss rows of the history for the
+    epoch that was cut short are missing. The file is written after the other callbacks
+    have seen the validation pass (place this callback after the early stopping), to a
+    temporary file that is then renamed, so a process killed while writing leaves the
+    previous state whole. ``train(checkpoint_path=...)`` adds this callback and resumes
+    from the file when it exists.
+
+    Parameters
+    ----------
+    path
+        File of the checkpoint.
+    run
+        What identifies the run (data split, budget, minibatch shape), stored with the
+        state: a resumed run must be the same run (see :func:`check_resume`).
+    """
+
+    def __init__(self, path: str | os.PathLike, run: dict):
+        super().__init__()
+        self.path = Path(path)
+        self.run = dict(run)
+        self._trainer = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        state, self._rng = getattr(self, "_rng", None), None
+        if state is not None:
+            torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        partial = self.path.with_name(self.path.name + ".partial")
+        trainer.save_checkpoint(partial)
+        if trainer.is_global_zero:
+            os.replace(partial, self.path)
+        trainer.strategy.barrier("gde_checkpoint")
+
+    def state_dict(self) -> dict:
+        state = {"run": self.run, "torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        logger = getattr(self._trainer, "logger", None)
+        state["history"] = _plain_history(getattr(logger, "history", None) or {})
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._rng = state_dict
+        logger = getattr(self._trainer, "logger", None)
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "data"):  # scvi-tools' logger: the history so far
+            experiment.data.update(_frame_history(state_dict["history"]))
+
+    def remove(self) -> None:
+        """Delete the checkpoint (once the run has finished, its state is the model's)."""
+        for file in (self.path, self.path.with_name(self.path.name + ".partial")):
+            file.unlink(missing_ok=True)
+
+
+def training_checkpoint(
+    path: str | os.PathLike, model: str, splitter, has_validation: bool, **run
+) -> TrainingCheckpoint:
+    """The callback of ``train(checkpoint_path=path)``, checked against the file ``path``.
+
+    ``model``: the model's class name; ``splitter``: the run's
+    :class:`gde.data.SetDataSplitter`; ``run``: the ``train()`` arguments that a resumed
+    run must share.
+    """
+    if not has_validation:
+        raise ValueError(
+            "`checkpoint_path` needs validation sets: the training state is saved after "
+            "each validation pass. Keep `validation_size` above 0 (the default), or "
+            "train without `checkpoint_path`."
+        )
+    run = {
+        "model": model,
+        "train_sets": [str(s) for s in splitter.train_sets],
+        "validation_sets": [str(s) for s in splitter.validation_sets],
+        **run,
+    }
+    check_resume(path, run)
+    return TrainingCheckpoint(path, run)
+
+
+def checkpoint_step(path: str | os.PathLike | None) -> int:
+    """Optimiser steps already run in the checkpoint ``path`` (``0`` for ``None``)."""
+    if path is None:
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
+def check_resume(path: str | os.PathLike, run: dict) -> bool:
+    """Whether ``path`` holds a checkpoint to resume; refuse one of another run.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a training checkpoint, or its run differs from ``run``
+        (another data split, budget or minibatch shape), naming what differs.
+    """
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        stored = state["callbacks"][TrainingCheckpoint.__qualname__]["run"]
+    except Exception as error:  # any unreadable file gets the same advice
+        raise ValueError(
+            f"{path} is not a training checkpoint written by `train(checkpoint_path=...)` "
+            f"({type(error).__name__}: {error}). Pass another `checkpoint_path`, or delete "
+            "the file to train from the start."
+        ) from error
+    differ = sorted(k for k in set(stored) | set(run) if stored.get(k) != run.get(k))
+    if differ:
+        detail = "; ".join(f"{k}: {stored.get(k)!r} there, {run.get(k)!r} now" for k in differ)
+        raise ValueError(
+            f"The checkpoint {path} belongs to another training run ({detail}). Resume with "
+            "the same data, model and `train()` arguments, pass another `checkpoint_path`, "
+            "or delete the file to train from the start."
+        )
+    return True
+
+
+def _plain_history(history: dict[str, pd.DataFrame]) -> dict:
+    """The logged history as lists (a checkpoint loads without unpickling objects)."""
+    return {
+        name: {
+            "index_name": frame.index.name,
+            "index": [int(i) for i in frame.index],
+            "values": [float(v) for v in frame.iloc[:, 0]],
+        }
+        for name, frame in history.items()
+    }
+
+
+def _frame_history(plain: dict) -> dict[str, pd.DataFrame]:
+    frames = {}
+    for name, item in plain.items():
+        frame = pd.DataFrame({name: item["values"]}, index=item["index"], dtype=object)
+        frame.index.name = item["index_name"]
+        frames[name] = frame
+    return frames
