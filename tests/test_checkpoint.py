@@ -1,0 +1,94 @@
+"""train(checkpoint_path=...): a run cut short resumes to the weights of one never stopped."""
+
+import numpy as np
+import pytest
+import scvi
+import torch
+from conftest import small_sets
+from lightning.pytorch.callbacks import Callback
+
+import gde
+
+KW = {
+    "max_steps": 12,
+    "steps_per_epoch": 3,
+    "set_size": 16,
+    "n_sets_per_batch": 4,
+    "early_stopping_patience": 100,
+    "weight_ema": 0.9,  # its average must survive the cut as well
+    "enable_progress_bar": False,
+}
+
+
+class Cut(Callback):
+    """Stop the process after ``at`` optimiser steps, as a job's time limit would."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step >= self.at:
+            raise KeyError("time limit")
+
+
+def _model(adata):
+    scvi.settings.seed = 0
+    gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+    # few new W2 pairs per step: the targets' cache is still filling at the cut
+    return gde.GDEModel(adata, n_latent=8, n_hidden=32, n_set_hidden=32, w2_pairs=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return small_sets(n_sets=12)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data):
+    model = _model(data.copy())
+    model.train(**KW)
+    return model
+
+
+def test_resumed_run_reaches_the_same_weights(data, uninterrupted, tmp_path):
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(KeyError, match="time limit"):
+        _model(data.copy()).train(checkpoint_path=path, callbacks=[Cut(7)], **KW)
+    # the last state written is that of the last validation pass before the cut
+    assert torch.load(path, weights_only=True)["global_step"] == 6
+
+    resumed = _model(data.copy())
+    resumed.train(checkpoint_path=path, **KW)
+    expected = uninterrupted.module.state_dict()
+    for name, value in resumed.module.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=name)
+    stop = resumed.history["stop"].iloc[-1]
+    assert stop["steps"] == 12 and stop["resumed_from_step"] == 6
+    assert uninterrupted.history["stop"].iloc[-1]["resumed_from_step"] == 0
+    # the validation history covers the whole run, the part before the cut included
+    np.testing.assert_allclose(
+        resumed.history["validation_loss"].to_numpy(float),
+        uninterrupted.history["validation_loss"].to_numpy(float),
+    )
+    assert not path.exists()  # the run finished: its state is the model's
+
+
+def test_checkpoint_of_another_run_is_refused(data, tmp_path):
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(KeyError):
+        _model(data.copy()).train(checkpoint_path=path, callbacks=[Cut(4)], **KW)
+    other = _model(data.copy())
+    with pytest.raises(ValueError, match=r"another training run \(max_steps: 12 there, 15 now"):
+        other.train(checkpoint_path=path, **{**KW, "max_steps": 15})
+    assert path.exists()  # refused before any work: the checkpoint is kept
+
+
+def test_unreadable_checkpoint_and_no_validation_are_refused(data, tmp_path):
+    path = tmp_path / "run.ckpt"
+    path.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="is not a training checkpoint"):
+        _model(data.copy()).train(checkpoint_path=path, **KW)
+    with pytest.raises(ValueError, match="`checkpoint_path` needs validation sets"):
+        _model(data.copy()).train(
+            checkpoint_path=tmp_path / "b.ckpt", validation_size=0.0, train_size=1.0, **KW
+        )
