@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import scvi
 import torch
-from conftest import small_sets
 from lightning.pytorch.callbacks import Callback
 
 import gde
+from conftest import small_sets
 
 KW = {
     "max_steps": 12,
@@ -31,11 +31,11 @@ class Cut(Callback):
             raise KeyError("time limit")
 
 
-def _model(adata):
+def _model(adata, n_latent=8):
     scvi.settings.seed = 0
     gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
     # few new W2 pairs per step: the targets' cache is still filling at the cut
-    return gde.GDEModel(adata, n_latent=8, n_hidden=32, n_set_hidden=32, w2_pairs=2)
+    return gde.GDEModel(adata, n_latent=n_latent, n_hidden=32, n_set_hidden=32, w2_pairs=2)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,9 @@ def test_checkpoint_of_another_run_is_refused(data, tmp_path):
     other = _model(data.copy())
     with pytest.raises(ValueError, match=r"another training run \(max_steps: 12 there, 15 now"):
         other.train(checkpoint_path=path, **{**KW, "max_steps": 15})
+    built_otherwise = _model(data.copy(), n_latent=4)
+    with pytest.raises(ValueError, match=r"model parameters: .*'n_latent': 8"):
+        built_otherwise.train(checkpoint_path=path, **KW)
     assert path.exists()  # refused before any work: the checkpoint is kept
 
 

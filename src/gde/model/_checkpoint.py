@@ -30,8 +30,8 @@ class TrainingCheckpoint(Callback):
     path
         File of the checkpoint.
     run
-        What identifies the run (data split, budget, minibatch shape), stored with the
-        state: a resumed run must be the same run (see :func:`check_resume`).
+        What identifies the run (model, data split, budget, minibatch shape), stored
+        with the state: a resumed run must be the same run (see :func:`check_resume`).
     """
 
     def __init__(self, path: str | os.PathLike, run: dict):
@@ -81,11 +81,17 @@ class TrainingCheckpoint(Callback):
 
 
 def training_checkpoint(
-    path: str | os.PathLike, model: str, splitter, has_validation: bool, **run
+    path: str | os.PathLike,
+    model: str,
+    parameters: str,
+    splitter,
+    has_validation: bool,
+    **run,
 ) -> TrainingCheckpoint:
     """The callback of ``train(checkpoint_path=path)``, checked against the file ``path``.
 
-    ``model``: the model's class name; ``splitter``: the run's
+    ``model``: the model's class name; ``parameters``: its construction parameters, as
+    text; ``splitter``: the run's
     :class:`gde.data.SetDataSplitter`; ``run``: the ``train()`` arguments that a resumed
     run must share.
     """
@@ -97,6 +103,7 @@ def training_checkpoint(
         )
     run = {
         "model": model,
+        "model parameters": parameters,
         "train_sets": [str(s) for s in splitter.train_sets],
         "validation_sets": [str(s) for s in splitter.validation_sets],
         **run,
@@ -119,7 +126,7 @@ def check_resume(path: str | os.PathLike, run: dict) -> bool:
     ------
     ValueError
         When the file is not a training checkpoint, or its run differs from ``run``
-        (another data split, budget or minibatch shape), naming what differs.
+        (another model, data split, budget or minibatch shape), naming what differs.
     """
     path = Path(path)
     if not path.exists():

@@ -219,6 +219,7 @@ class SetTrainingMixin:
             checkpoint = training_checkpoint(
                 checkpoint_path,
                 type(self).__name__,
+                repr(getattr(self, "init_params_", None)),
                 splitter,
                 has_validation,
                 max_steps=max_steps,
@@ -237,7 +238,6 @@ class SetTrainingMixin:
             plan_kwargs["n_epochs_kl_warmup"] = None
             plan_kwargs["n_steps_kl_warmup"] = int(min(1000, max(1, max_steps // 4)))
         plan_kwargs.setdefault("eps", 1e-8)
-
         pair_w2 = None
         if self.module.w2_weight > 0:
             pair_w2 = self._pair_w2(splitter, settings.seed or 0)
