@@ -1,5 +1,11 @@
 """train(checkpoint_path=...): a run cut short resumes to the weights of one never stopped."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import scvi
@@ -95,3 +101,61 @@ def test_unreadable_checkpoint_and_no_validation_are_refused(data, tmp_path):
         _model(data.copy()).train(
             checkpoint_path=tmp_path / "b.ckpt", validation_size=0.0, train_size=1.0, **KW
         )
+
+
+# a run cut in one process, resumed by two forked processes (as in Jupyter)
+TWO_PROCESSES = textwrap.dedent(
+    """
+    import json, os, sys
+    import scvi
+    from lightning.pytorch.callbacks import Callback
+    import gde
+
+    class Cut(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step >= 7:
+                raise KeyError("time limit")
+
+    def model():
+        scvi.settings.seed = 0
+        adata = gde.datasets.simulate_sets(
+            n_sets=12, n_genes=40, n_cells_per_set=(30, 60), n_batches=2, seed=0
+        )
+        gde.GDEModel.setup_anndata(adata, set_key="set", batch_key="batch")
+        return gde.GDEModel(adata, n_latent=8, n_hidden=32, n_set_hidden=32)
+
+    if __name__ == "__main__":
+        path = os.path.join(sys.argv[1], "run.ckpt")
+        kw = dict(max_steps=12, steps_per_epoch=3, set_size=16, n_sets_per_batch=4,
+                  accelerator="cpu", checkpoint_path=path, enable_progress_bar=False)
+        try:
+            model().train(callbacks=[Cut()], **kw)
+        except KeyError:
+            pass
+        resumed = model()
+        resumed.train(strategy="ddp_notebook", devices=2, **kw)
+        stop = resumed.history["stop"].iloc[-1]
+        with open(os.path.join(sys.argv[1], "stop.json"), "w") as f:
+            json.dump({"steps": int(stop["steps"]), "from": int(stop["resumed_from_step"]),
+                       "reason": stop["reason"], "kept": os.path.exists(path),
+                       "validations": len(resumed.history["validation_loss"])}, f)
+    """
+)
+
+
+def test_two_processes_resume_a_run(tmp_path):
+    script = tmp_path / "resume.py"
+    script.write_text(TWO_PROCESSES)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    stop = json.loads((tmp_path / "stop.json").read_text())
+    assert stop["steps"] == 12 and stop["from"] == 6
+    assert stop["reason"].startswith("reached max_steps=12")
+    assert stop["validations"] == 4 and not stop["kept"]

@@ -63,16 +63,18 @@ class TrainingCheckpoint(Callback):
         state = {"run": self.run, "torch_rng": torch.get_rng_state()}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        logger = getattr(self._trainer, "logger", None)
-        state["history"] = _plain_history(getattr(logger, "history", None) or {})
+        # scvi-tools' logger keeps the history in the first process only
+        history = getattr(getattr(self._trainer, "logger", None), "history", None)
+        state["history"] = _plain_history(history if isinstance(history, dict) else {})
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._rng = state_dict
         logger = getattr(self._trainer, "logger", None)
         experiment = getattr(logger, "experiment", None)
-        if hasattr(experiment, "data"):  # scvi-tools' logger: the history so far
-            experiment.data.update(_frame_history(state_dict["history"]))
+        data = getattr(experiment, "data", None)
+        if isinstance(data, dict):  # scvi-tools' logger (first process): the history so far
+            data.update(_frame_history(state_dict["history"]))
 
     def remove(self) -> None:
         """Delete the checkpoint (once the run has finished, its state is the model's)."""

@@ -295,6 +295,8 @@ class SetTrainingMixin:
             # the worker processes trained and sent back their weights and logs, not the
             # trainer's step count nor the callbacks: count the steps from the logs
             epochs = len(self.history_.get("train_loss", ())) - previous_epochs
+            if resumed_from:  # a resumed history lacks the cut epoch's training rows
+                epochs = len(self.history_.get(monitor, ())) - previous
             steps_run = min(int(trainer_kwargs["max_steps"]), epochs * steps_per_epoch)
             early_stopped = stopper is not None and steps_run < trainer_kwargs["max_steps"]
         self.history_["stop"] = stop_record(
