@@ -39,13 +39,14 @@ class TrainingCheckpoint(Callback):
         self.path = Path(path)
         self.run = dict(run)
         self._trainer = None
+        self._restored: dict | None = None  # a loaded state, until training starts
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         self._trainer = trainer
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        state, self._rng = getattr(self, "_rng", None), None
-        if state is not None:
+        state, self._restored = self._restored, None
+        if state is not None:  # the random state of the run when it was written
             torch.set_rng_state(state["torch_rng"])
             if "cuda_rng" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -69,7 +70,7 @@ class TrainingCheckpoint(Callback):
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._rng = state_dict
+        self._restored = state_dict
         logger = getattr(self._trainer, "logger", None)
         experiment = getattr(logger, "experiment", None)
         data = getattr(experiment, "data", None)
@@ -85,17 +86,16 @@ class TrainingCheckpoint(Callback):
 def training_checkpoint(
     path: str | os.PathLike,
     model: str,
-    parameters: str,
+    parameters: dict,
     splitter,
     has_validation: bool,
     **run,
 ) -> TrainingCheckpoint:
     """The callback of ``train(checkpoint_path=path)``, checked against the file ``path``.
 
-    ``model``: the model's class name; ``parameters``: its construction parameters, as
-    text; ``splitter``: the run's
-    :class:`gde.data.SetDataSplitter`; ``run``: the ``train()`` arguments that a resumed
-    run must share.
+    ``model``: the model's class name; ``parameters``: its construction parameters
+    (``model.init_params_``); ``splitter``: the run's :class:`gde.data.SetDataSplitter`;
+    ``run``: the ``train()`` arguments that a resumed run must share.
     """
     if not has_validation:
         raise ValueError(
@@ -105,7 +105,9 @@ def training_checkpoint(
         )
     run = {
         "model": model,
-        "model parameters": parameters,
+        "model parameters": {
+            name: repr(value) for group in parameters.values() for name, value in group.items()
+        },
         "train_sets": [str(s) for s in splitter.train_sets],
         "validation_sets": [str(s) for s in splitter.validation_sets],
         **run,
@@ -144,13 +146,30 @@ def check_resume(path: str | os.PathLike, run: dict) -> bool:
         ) from error
     differ = sorted(k for k in set(stored) | set(run) if stored.get(k) != run.get(k))
     if differ:
-        detail = "; ".join(f"{k}: {stored.get(k)!r} there, {run.get(k)!r} now" for k in differ)
+        detail = "; ".join(_difference(k, stored.get(k), run.get(k)) for k in differ)
         raise ValueError(
             f"The checkpoint {path} belongs to another training run ({detail}). Resume with "
             "the same data, model and `train()` arguments, pass another `checkpoint_path`, "
             "or delete the file to train from the start."
         )
     return True
+
+
+def _difference(key: str, there, now) -> str:
+    """What differs under ``key``: for a mapping, only its entries that differ."""
+    if isinstance(there, dict) and isinstance(now, dict):
+        keys = sorted(k for k in set(there) | set(now) if there.get(k) != now.get(k))
+        return "; ".join(
+            f"{key} {k}: {there.get(k, 'not set')} there, {now.get(k, 'not set')} now"
+            for k in keys
+        )
+    return f"{key}: {_short(there)} there, {_short(now)} now"
+
+
+def _short(value, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a list of thousands of sets)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _plain_history(history: dict[str, pd.DataFrame]) -> dict:

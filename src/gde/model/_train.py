@@ -219,7 +219,7 @@ class SetTrainingMixin:
             checkpoint = training_checkpoint(
                 checkpoint_path,
                 type(self).__name__,
-                repr(getattr(self, "init_params_", None)),
+                self.init_params_,
                 splitter,
                 has_validation,
                 max_steps=max_steps,
