@@ -61,6 +61,18 @@ def test_fit_writes_embeddings(tmp_path):
     assert main(args) == 2
 
 
+def test_fit_checkpoint_reaches_training(h5ad, tmp_path, capsys):
+    args = ["fit", str(h5ad), "--set-key", "set", "--layer", "counts", "--n-latent", "4"]
+    args += ["--max-steps", "2", "--set-size", "16", "--no-progress"]
+    state = tmp_path / "run.ckpt"
+    state.write_text("not a training state")
+    _one_line_error(capsys, [*args, "--checkpoint", str(state)], "is not a training checkpoint")
+    state.unlink()
+    assert main([*args, "--checkpoint", str(state), "--out", str(tmp_path / "o.h5ad")]) == 0
+    assert (tmp_path / "o.h5ad").exists()
+    assert not state.exists()  # the run finished: the state file is gone
+
+
 def _one_line_error(capsys, argv, *fragments):
     assert main(argv) == 2
     _, err = capsys.readouterr()

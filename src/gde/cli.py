@@ -230,6 +230,7 @@ def run_fit(args: argparse.Namespace) -> None:
             validation_size=args.validation_size,
             early_stopping=not args.no_early_stopping,
             accelerator=args.accelerator,
+            checkpoint_path=args.checkpoint,
             enable_progress_bar=not args.no_progress,
         )
     _log(f"Training: {model.history['stop']['reason'].iloc[0]}.")
@@ -328,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="train for --max-steps, without stopping when validation stops improving",
     )
     fit.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
+    fit.add_argument(
+        "--checkpoint",
+        default=None,
+        help="file for the training state, rewritten as training goes: a job cut short "
+        "(e.g. by its time limit) resumes from it when the same command runs again",
+    )
     fit.add_argument("--key-added", default="X_gde", help="uns/obsm key of the embeddings")
     fit.add_argument("--out", default=None, help="output h5ad (default: INPUT_gde.h5ad)")
     fit.add_argument("--save-model", default=None, help="folder to save the trained model")
