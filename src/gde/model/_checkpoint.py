@@ -40,6 +40,8 @@ class TrainingCheckpoint(Callback):
         self.run = dict(run)
         self._trainer = None
         self._restored: dict | None = None  # a loaded state, until training starts
+        #: optimiser steps already run in the file when training starts (0: none)
+        self.resume_step = 0
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         self._trainer = trainer
@@ -112,8 +114,9 @@ def training_checkpoint(
         "validation_sets": [str(s) for s in splitter.validation_sets],
         **run,
     }
-    check_resume(path, run)
-    return TrainingCheckpoint(path, run)
+    checkpoint = TrainingCheckpoint(path, run)
+    checkpoint.resume_step = check_resume(path, run)
+    return checkpoint
 
 
 def checkpoint_step(path: str | os.PathLike | None) -> int:
@@ -123,8 +126,8 @@ def checkpoint_step(path: str | os.PathLike | None) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
 
 
-def check_resume(path: str | os.PathLike, run: dict) -> bool:
-    """Whether ``path`` holds a checkpoint to resume; refuse one of another run.
+def check_resume(path: str | os.PathLike, run: dict) -> int:
+    """Steps already run in the checkpoint ``path`` (``0``: no file); refuse another run's.
 
     Raises
     ------
@@ -134,7 +137,7 @@ def check_resume(path: str | os.PathLike, run: dict) -> bool:
     """
     path = Path(path)
     if not path.exists():
-        return False
+        return 0
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         stored = state["callbacks"][TrainingCheckpoint.__qualname__]["run"]
@@ -152,7 +155,7 @@ def check_resume(path: str | os.PathLike, run: dict) -> bool:
             "the same data, model and `train()` arguments, pass another `checkpoint_path`, "
             "or delete the file to train from the start."
         )
-    return True
+    return int(state["global_step"])
 
 
 def _difference(key: str, there, now) -> str:

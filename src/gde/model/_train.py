@@ -230,7 +230,7 @@ class SetTrainingMixin:
                 weight_ema=float(weight_ema or 0.0),
                 early_stopping_patience=early_stopping_patience if early_stopping else None,
             )
-            if checkpoint.path.exists():
+            if checkpoint.resume_step:
                 trainer_kwargs["ckpt_path"] = str(checkpoint.path)
 
         plan_kwargs = dict(plan_kwargs or {})
@@ -251,7 +251,10 @@ class SetTrainingMixin:
             trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), stopper]
         if checkpoint is not None:  # after the stopper: the file holds its decision
             trainer_kwargs["callbacks"] = [*trainer_kwargs.get("callbacks", []), checkpoint]
-        resumed_from = checkpoint_step(trainer_kwargs.get("ckpt_path"))
+        if checkpoint is not None:  # its file was read when it was checked
+            resumed_from = checkpoint.resume_step
+        else:  # a Lightning checkpoint passed as `ckpt_path`
+            resumed_from = checkpoint_step(trainer_kwargs.get("ckpt_path"))
         trainer_kwargs.setdefault("use_distributed_sampler", False)
         trainer_kwargs.setdefault("max_steps", max_steps)
         trainer_kwargs.setdefault("log_every_n_steps", min(50, steps_per_epoch))
