@@ -12,14 +12,24 @@ classifier finds in:
   over the middle half of the diffusion time) and with other settings: no guidance,
   guidance 2 and 3 over all of the diffusion time, and 200 DDIM steps instead of 50;
 - images generated after training ``--extra-steps`` more steps without early stopping
-  (is the default training stopped too soon?), with the held-out Spearman.
+  (is the default training stopped too soon?), with the held-out Spearman; several
+  numbers train in parts and read the held-out sets after each (default sampler and
+  guidance 2 throughout).
+
+``--data fashion-mnist`` does the same on 28×28 Fashion-MNIST (``fashion_mnist_sets(320,
+seed=0)``); ``--models DIR`` loads the model ``images.py --models DIR`` kept instead of
+training it; ``--sets-every N`` and ``--n-images`` read every N-th set only, with fewer
+images (Fashion-MNIST samples about 10 images/s on two CPU cores).
 
 Each generated row splits the L1 error into the share of images read as a class absent
 from the set and the error among the set's own classes. Sinkhorn divergence as in
 ``images.py`` (top 50 pixel PCs, to half of the set's real images). Writes
-``benchmarks/results/image_decoder_checks.{json,md}``:
+``benchmarks/results/image_decoder_checks.{json,md}`` (Fashion-MNIST:
+``image_decoder_checks_fashion_mnist``):
 
     python benchmarks/image_decoder_checks.py               # about an hour on 2 CPU cores
+    python benchmarks/image_decoder_checks.py --data fashion-mnist --models DIR \
+        --sets-every 5 --n-images 50 --extra-steps 1000 1000   # about 75 minutes
     python benchmarks/image_decoder_checks.py --quick       # every step, in a minute
 """
 
@@ -28,13 +38,14 @@ from __future__ import annotations
 import argparse
 import platform
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scvi
 import torch
 from default_training import command, write_results
-from images import _train, score_generated
+from images import DATA, INFO_KEY, _train, score_generated
 from sklearn.linear_model import LogisticRegression
 
 import gde
@@ -67,29 +78,39 @@ def _read(model, adata, sets, weights, classifier, basis, n, generate=True, **sa
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small run, every step runs")
-    parser.add_argument("--extra-steps", type=int, default=4000)
-    parser.add_argument("--out", default="benchmarks/results/image_decoder_checks")
+    parser.add_argument("--extra-steps", type=int, nargs="+", default=[4000])
+    parser.add_argument("--data", default="digits", choices=list(DATA))
+    parser.add_argument(
+        "--fashion-mnist-path", default=None, help="folder of the Fashion-MNIST files"
+    )
+    parser.add_argument("--models", default=None, help="images.py's --models folder")
+    parser.add_argument("--sets-every", type=int, default=1, help="read every N-th set")
+    parser.add_argument("--n-images", type=int, default=100, help="generated per set")
+    parser.add_argument("--out", default=None, help="default: results/image_decoder_checks")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    n_sets, n, max_steps = (24, 20, 20) if args.quick else (320, 100, None)
+    n_sets, n, max_steps = (24, 20, 20) if args.quick else (320, args.n_images, None)
     if args.quick:
-        args.extra_steps = min(args.extra_steps, 20)
+        args.extra_steps = [min(e, 20) for e in args.extra_steps]
     scvi.settings.seed = 0
-    adata = gde.datasets.digit_sets(
-        n_sets=n_sets, seed=0, **({"n_images_per_set": 40} if args.quick else {})
-    )
-    info = adata.uns["digit_sets"]
+    kw = {"n_images_per_set": 40} if args.quick else {}
+    if args.fashion_mnist_path and args.data == "fashion-mnist":
+        kw["path"] = args.fashion_mnist_path
+    adata = DATA[args.data](n_sets=n_sets, seed=0, **kw)
+    info = adata.uns[INFO_KEY[args.data]]
     weights, truth, split = info["weights"], info["distance"], info["sets"]["split"]
-    held = list(split.index[split == "held_out"])
-    seen = list(split.index[split == "train"][: len(held)])
+    all_held = list(split.index[split == "held_out"])
+    held = all_held[:: args.sets_every]
+    seen = list(split.index[split == "train"][: len(all_held)])[:: args.sets_every]
     is_train = np.asarray(adata.obs["split"] == "train")
     pixels = adata.obsm["X_image"].reshape(adata.n_obs, -1)
     classifier = LogisticRegression(max_iter=1000).fit(
         pixels[is_train], adata.obs["label"][is_train]
     )
     basis = pca(pixels[is_train], 50)
-    model, fit, _ = _train(adata[is_train].copy(), max_steps)
-    mask = np.isin(truth.index, held)
+    saved = None if args.models is None else Path(args.models) / args.data / "gde"
+    model, fit, _ = _train(adata[is_train].copy(), max_steps, saved)
+    mask = np.isin(truth.index, all_held)
     pairs = mask[:, None] & mask[None, :]
 
     def spearman():
@@ -114,26 +135,47 @@ def main(argv=None) -> None:
         "generated, held-out, 200 DDIM steps": _read(model, adata, held, *common, n_steps=200),
     }
     spearman_default = spearman()
-    model.train(max_steps=args.extra_steps, early_stopping=False, enable_progress_bar=False)
-    label = f"after {args.extra_steps} more steps"
-    rows[f"generated, held-out, {label}"] = _read(model, adata, held, *common)
+    spearmans = {"default train()": spearman_default}
+    extra = 0
+    throughout = {"guidance_scale": 2.0, "guidance_interval": None}
+    for steps in args.extra_steps:
+        model.train(max_steps=steps, early_stopping=False, enable_progress_bar=False)
+        extra += steps
+        label = f"after {extra} more steps"
+        spearmans[label] = spearman()
+        rows[f"generated, held-out, {label}"] = _read(model, adata, held, *common)
+        rows[f"generated, held-out, guidance 2 throughout, {label}"] = _read(
+            model, adata, held, *common, **throughout
+        )
     rows[f"generated, training sets, {label}"] = _read(model, adata, seen, *common)
     results = {
         "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
         "command": command("benchmarks/image_decoder_checks.py", argv),
         "fit": fit,
-        "spearman, held-out": {"default train()": spearman_default, label: spearman()},
+        "data": args.data,
+        "sets read": {"held-out": len(held), "training": len(seen), "images per set": n},
+        "spearman, held-out": spearmans,
         "rows": rows,
     }
-    write_results(results, args.out, markdown)
+    out = "benchmarks/results/image_decoder_checks"
+    out += "" if args.data == "digits" else "_" + args.data.replace("-", "_")
+    write_results(results, args.out or out, markdown)
 
 
 def markdown(r: dict) -> str:
     lines = [
         "# Image decoder: where the class-proportion error comes from",
         "",
-        f"Device: {r['platform']}. Command: `{r['command']}`. Default `train()` stopped at "
-        f"{r['fit']['steps']} steps. Images generated with the default sampler (DDIM 50, "
+        f"Device: {r['platform']}. Command: `{r['command']}`. "
+        f"{'Fashion-MNIST' if r.get('data') == 'fashion-mnist' else 'Digit'} mixtures. "
+        + (
+            "{held-out} held-out and {training} training sets read, {images per set} images "
+            "per set. ".format(**r["sets read"])
+            if "sets read" in r
+            else ""
+        )
+        + f"Default `train()` stopped at {r['fit']['steps']} steps. Images generated with "
+        "the default sampler (DDIM 50, "
         "guidance 2 over (0.25, 0.75) of the diffusion time) unless the row says "
         "otherwise. Classifier-read class proportions, L1 to the set's "
         "true weights (0-2); absent-class share: images read as a class the set does not "

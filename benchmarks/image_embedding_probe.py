@@ -5,7 +5,8 @@ proportions further from the set's true weights than its own images do. This scr
 whether the weights are in the embedding to begin with. It takes the ``ImageGDEModel``
 of ``images.py`` on the digit mixtures (``digit_sets(320, seed=0)``, default ``train()``,
 seed 0; loaded from ``--models`` where ``images.py --models`` kept it, else trained) and
-measures, on the held-out sets:
+measures, on the held-out sets (``--data fashion-mnist``: the same on 28×28 Fashion-MNIST,
+``fashion_mnist_sets(320, seed=0)``):
 
 - set level: a ridge regression fitted on the training sets from an embedding to the
   class weights, applied to the held-out sets (clipped at 0, renormalised): L1 to the
@@ -16,9 +17,11 @@ measures, on the held-out sets:
   that reads an image's class from what the set encoder receives for it: the pixels (the
   reference part, standardised) and the learned featurizer's features.
 
-Writes ``benchmarks/results/image_embedding_probe.{json,md}``:
+Writes ``benchmarks/results/image_embedding_probe.{json,md}`` (Fashion-MNIST:
+``image_embedding_probe_fashion_mnist``):
 
     python benchmarks/image_embedding_probe.py --models DIR   # a minute with images.py's model
+    python benchmarks/image_embedding_probe.py --data fashion-mnist --models DIR
     python benchmarks/image_embedding_probe.py --quick        # every step, small
 """
 
@@ -34,7 +37,7 @@ import pandas as pd
 import scvi
 import torch
 from default_training import command, write_results
-from images import _train
+from images import DATA, INFO_KEY, _train
 from sklearn.linear_model import LogisticRegression, RidgeCV
 
 import gde
@@ -58,17 +61,23 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small run, every step runs")
     parser.add_argument("--models", default=None, help="images.py's --models folder")
-    parser.add_argument("--out", default="benchmarks/results/image_embedding_probe")
+    parser.add_argument("--data", default="digits", choices=list(DATA))
+    parser.add_argument(
+        "--fashion-mnist-path", default=None, help="folder of the Fashion-MNIST files"
+    )
+    parser.add_argument("--out", default=None, help="default: results/image_embedding_probe")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     scvi.settings.seed = 0
     kw = {"n_sets": 24, "n_images_per_set": 40} if args.quick else {"n_sets": 320}
-    adata = gde.datasets.digit_sets(seed=0, **kw)
-    info = adata.uns["digit_sets"]
+    if args.fashion_mnist_path and args.data == "fashion-mnist":
+        kw["path"] = args.fashion_mnist_path
+    adata = DATA[args.data](seed=0, **kw)
+    info = adata.uns[INFO_KEY[args.data]]
     weights, split = info["weights"], info["sets"]["split"]
     train_sets, held = split.index[split == "train"], split.index[split == "held_out"]
     is_train = np.asarray(adata.obs["split"] == "train")
-    saved = None if args.models is None else Path(args.models) / "digits" / "gde"
+    saved = None if args.models is None else Path(args.models) / args.data / "gde"
     model, fit, start = _train(
         adata[is_train].copy(), 20 if args.quick else None, saved, untrained=adata
     )
@@ -114,18 +123,22 @@ def main(argv=None) -> None:
     results = {
         "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
         "command": command("benchmarks/image_embedding_probe.py", argv),
+        "data": args.data,
         "steps": fit["steps"],
         "held-out proportion L1": sets,
         "held-out image class accuracy": elements,
     }
-    write_results(results, args.out, markdown)
+    out = "benchmarks/results/image_embedding_probe"
+    out += "" if args.data == "digits" else "_" + args.data.replace("-", "_")
+    write_results(results, args.out or out, markdown)
 
 
 def markdown(r: dict) -> str:
     lines = [
         "# Does the image embedding hold the class weights?",
         "",
-        f"Device: {r['platform']}. Command: `{r['command']}`. Digit mixtures, the gde "
+        f"Device: {r['platform']}. Command: `{r['command']}`. "
+        f"{'Fashion-MNIST' if r.get('data') == 'fashion-mnist' else 'Digit'} mixtures, the gde "
         f"model of `images.py` (default `train()`, {r['steps']} steps).",
         "",
         "| held-out sets: class weights from | L1 to the true weights |",
