@@ -38,18 +38,15 @@ from __future__ import annotations
 import argparse
 import platform
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scvi
 import torch
 from default_training import command, write_results
-from images import DATA, INFO_KEY, _train, score_generated
-from sklearn.linear_model import LogisticRegression
+from images import DATA, _train, load_sets, model_folder, readers, results_name, score_generated
 
 import gde
-from gde._pca import pca
 
 
 def _read(model, adata, sets, weights, classifier, basis, n, generate=True, **sample_kw):
@@ -94,22 +91,14 @@ def main(argv=None) -> None:
         args.extra_steps = [min(e, 20) for e in args.extra_steps]
     scvi.settings.seed = 0
     kw = {"n_images_per_set": 40} if args.quick else {}
-    if args.fashion_mnist_path and args.data == "fashion-mnist":
-        kw["path"] = args.fashion_mnist_path
-    adata = DATA[args.data](n_sets=n_sets, seed=0, **kw)
-    info = adata.uns[INFO_KEY[args.data]]
+    adata, info = load_sets(args.data, args.fashion_mnist_path, n_sets=n_sets, **kw)
     weights, truth, split = info["weights"], info["distance"], info["sets"]["split"]
     all_held = list(split.index[split == "held_out"])
     held = all_held[:: args.sets_every]
     seen = list(split.index[split == "train"][: len(all_held)])[:: args.sets_every]
     is_train = np.asarray(adata.obs["split"] == "train")
-    pixels = adata.obsm["X_image"].reshape(adata.n_obs, -1)
-    classifier = LogisticRegression(max_iter=1000).fit(
-        pixels[is_train], adata.obs["label"][is_train]
-    )
-    basis = pca(pixels[is_train], 50)
-    saved = None if args.models is None else Path(args.models) / args.data / "gde"
-    model, fit, _ = _train(adata[is_train].copy(), max_steps, saved)
+    _, classifier, basis = readers(adata, is_train)
+    model, fit, _ = _train(adata[is_train].copy(), max_steps, model_folder(args.models, args.data))
     mask = np.isin(truth.index, all_held)
     pairs = mask[:, None] & mask[None, :]
 
@@ -157,8 +146,7 @@ def main(argv=None) -> None:
         "spearman, held-out": spearmans,
         "rows": rows,
     }
-    out = "benchmarks/results/image_decoder_checks"
-    out += "" if args.data == "digits" else "_" + args.data.replace("-", "_")
+    out = results_name("benchmarks/results/image_decoder_checks", args.data)
     write_results(results, args.out or out, markdown)
 
 

@@ -30,14 +30,13 @@ from __future__ import annotations
 import argparse
 import platform
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scvi
 import torch
 from default_training import command, write_results
-from images import DATA, INFO_KEY, _train
+from images import DATA, _train, load_sets, model_folder, readers, results_name
 from sklearn.linear_model import LogisticRegression, RidgeCV
 
 import gde
@@ -70,20 +69,16 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore")
     scvi.settings.seed = 0
     kw = {"n_sets": 24, "n_images_per_set": 40} if args.quick else {"n_sets": 320}
-    if args.fashion_mnist_path and args.data == "fashion-mnist":
-        kw["path"] = args.fashion_mnist_path
-    adata = DATA[args.data](seed=0, **kw)
-    info = adata.uns[INFO_KEY[args.data]]
+    adata, info = load_sets(args.data, args.fashion_mnist_path, **kw)
     weights, split = info["weights"], info["sets"]["split"]
     train_sets, held = split.index[split == "train"], split.index[split == "held_out"]
     is_train = np.asarray(adata.obs["split"] == "train")
-    saved = None if args.models is None else Path(args.models) / args.data / "gde"
+    saved = model_folder(args.models, args.data)
     model, fit, start = _train(
         adata[is_train].copy(), 20 if args.quick else None, saved, untrained=adata
     )
-    pixels = adata.obsm["X_image"].reshape(adata.n_obs, -1)
+    pixels, classifier, _ = readers(adata, is_train)
     labels = adata.obs["label"].to_numpy()
-    classifier = LogisticRegression(max_iter=1000).fit(pixels[is_train], labels[is_train])
     classes = list(weights.columns)
     shares = pd.crosstab(adata.obs["set"], adata.obs["label"], normalize="index")
     shares = shares.reindex(index=held, columns=classes, fill_value=0.0)
@@ -128,8 +123,7 @@ def main(argv=None) -> None:
         "held-out proportion L1": sets,
         "held-out image class accuracy": elements,
     }
-    out = "benchmarks/results/image_embedding_probe"
-    out += "" if args.data == "digits" else "_" + args.data.replace("-", "_")
+    out = results_name("benchmarks/results/image_embedding_probe", args.data)
     write_results(results, args.out or out, markdown)
 
 

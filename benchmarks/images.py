@@ -64,6 +64,40 @@ INFO_KEY = {"digits": "digit_sets", "fashion-mnist": "fashion_mnist_sets"}
 W2_COMPS = 50  # ImageGDEModel's default w2_n_comps
 
 
+def load_sets(name: str, path: str | None = None, seed: int = 0, **kw):
+    """The benchmark's sets of data set ``name`` and their ground truth.
+
+    ``path``: the folder of the Fashion-MNIST files (ignored for digits); ``kw``: more
+    keywords of the data set's function. Returns the AnnData and its ``uns`` entry.
+    """
+    if name == "fashion-mnist" and path:
+        kw["path"] = path
+    adata = DATA[name](seed=seed, **kw)
+    return adata, adata.uns[INFO_KEY[name]]
+
+
+def readers(adata, is_train: np.ndarray):
+    """The fixed readers of images, fitted on the training images' pixels in [0, 1].
+
+    Returns the pixels ``(n, H * W)``, a logistic-regression classifier of their
+    classes and the basis of their top 50 principal components (the Sinkhorn features).
+    """
+    pixels = adata.obsm["X_image"].reshape(adata.n_obs, -1)
+    labels = adata.obs["label"].to_numpy()
+    classifier = LogisticRegression(max_iter=1000).fit(pixels[is_train], labels[is_train])
+    return pixels, classifier, pca(pixels[is_train], 50)
+
+
+def model_folder(models: str | None, name: str, label: str = "gde") -> Path | None:
+    """Where ``--models`` keeps model ``label`` of data set ``name`` (None: not kept)."""
+    return None if models is None else Path(models) / name / label
+
+
+def results_name(base: str, name: str) -> str:
+    """The results file of a check on data set ``name``: digits keep the bare name."""
+    return base if name == "digits" else f"{base}_{name.replace('-', '_')}"
+
+
 def _train(adata, max_steps: int | None, saved: Path | None, untrained=None, **model_kw):
     """Train with the default ``train()``; ``untrained``: AnnData to embed before training.
 
@@ -182,25 +216,16 @@ def _label_oracle(adata, held, info) -> pd.DataFrame:
 
 def dataset(name: str, args) -> dict:
     scvi.settings.seed = args.seed
-    kw = {"n_sets": args.n_sets, "seed": args.seed}
-    if args.quick:
-        kw["n_images_per_set"] = 40
-    if name == "fashion-mnist" and args.fashion_mnist_path:
-        kw["path"] = args.fashion_mnist_path
-    adata = DATA[name](**kw)
-    info = adata.uns[INFO_KEY[name]]
+    kw = {"n_images_per_set": 40} if args.quick else {}
+    adata, info = load_sets(name, args.fashion_mnist_path, args.seed, n_sets=args.n_sets, **kw)
     truth, weights = info["distance"], info["weights"]
     held = info["sets"].index[info["sets"]["split"] == "held_out"]
     mask = np.isin(truth.index, held)
     pairs = mask[:, None] & mask[None, :]
     is_train = np.asarray(adata.obs["split"] == "train")
     train = adata[is_train].copy()
-    pixels = adata.obsm["X_image"].reshape(adata.n_obs, -1)
-    classifier = LogisticRegression(max_iter=1000).fit(
-        pixels[is_train], adata.obs["label"][is_train]
-    )
+    pixels, classifier, basis = readers(adata, is_train)
     accuracy = float(classifier.score(pixels[~is_train], adata.obs["label"][~is_train]))
-    basis = pca(pixels[is_train], 50)
     average = weights.loc[info["sets"]["split"] == "train"].mean()
     classes = list(weights.columns)
     # the floor of the proportion L1: the classifier on each set's own real images, whose
@@ -252,9 +277,7 @@ def dataset(name: str, args) -> dict:
     for label, model_kw in models.items():
         scvi.settings.seed = args.seed
         untrained = adata if label == "gde" else None
-        saved = None
-        if args.models:
-            saved = Path(args.models) / name / label.split(" ")[0]
+        saved = model_folder(args.models, name, label.split(" ")[0])
         model, fit, start = _train(train.copy(), args.max_steps, saved, untrained, **model_kw)
         if start is not None:
             out["spearman"]["gde untrained (mean path)"] = rho(
