@@ -44,7 +44,7 @@ import pandas as pd
 import scvi
 import torch
 from default_training import command, write_results
-from images import DATA, _train, load_sets, model_folder, readers, results_name, score_generated
+from images import DATA, _train, load_sets, model_folder, readers, results_name, score_sets
 
 import gde
 
@@ -52,23 +52,21 @@ import gde
 def _read(model, adata, sets, weights, classifier, basis, n, generate=True, **sample_kw):
     """Mean L1, absent-class share and Sinkhorn over ``sets``, real or generated images."""
     if generate:
-        gen = model.sample(sets=list(sets), adata=adata, n_images=n, seed=0, **sample_kw)
+        scores = score_sets(model, adata, sets, weights, classifier, basis, n, **sample_kw)
+        scores = scores.rename(columns={"sinkhorn generated": "sinkhorn"})
+        return (
+            scores[["proportion L1", "absent-class share", "sinkhorn"]].mean().round(4).to_dict()
+        )
     classes = list(weights.columns)
-    rng = np.random.default_rng(0)
     rows = []
     for s in sets:
         real = adata.obsm["X_image"][np.asarray(adata.obs["set"] == s)]
-        images = gen.obsm["X_image"][np.asarray(gen.obs["set"] == s)] if generate else real
-        pred = classifier.predict(images.reshape(len(images), -1))
+        pred = classifier.predict(real.reshape(len(real), -1))
         w = weights.loc[s]
-        row = {
+        rows.append({
             "proportion L1": gde.metrics.class_proportion_error(pred, w, classes),
             "absent-class share": float(np.mean(~np.isin(pred, w.index[w > 0]))),
-        }
-        if generate:
-            scores = score_generated(images, real, pred, w, classes, basis, rng)
-            row["sinkhorn"] = scores["sinkhorn generated"]
-        rows.append(row)
+        })  # fmt: skip
     return pd.DataFrame(rows).mean().round(4).to_dict()
 
 

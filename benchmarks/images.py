@@ -153,6 +153,27 @@ def score_generated(fake, real, pred, weight, classes, basis, rng) -> dict:
     }
 
 
+def score_sets(model, adata, sets, weights, classifier, basis, n, **sample_kw) -> pd.DataFrame:
+    """``n`` images generated from each set's embedding (seed 0), scored: one row per set.
+
+    The columns of :func:`score_generated`, and the absent-class share: images read as
+    a class the set does not hold.
+    """
+    gen = model.sample(sets=list(sets), adata=adata, n_images=n, seed=0, **sample_kw)
+    classes = list(weights.columns)
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in sets:
+        fake = gen.obsm["X_image"][np.asarray(gen.obs["set"] == s)]
+        real = adata.obsm["X_image"][np.asarray(adata.obs["set"] == s)]
+        pred = classifier.predict(fake.reshape(len(fake), -1))
+        w = weights.loc[s]
+        row = score_generated(fake, real, pred, w, classes, basis, rng)
+        row["absent-class share"] = float(np.mean(~np.isin(pred, w.index[w > 0])))
+        rows.append(row)
+    return pd.DataFrame(rows, index=list(sets))
+
+
 def _generation(
     model, adata, held, weights, classifier, basis, args, n_images=None, **sample_kw
 ) -> dict:
@@ -163,17 +184,9 @@ def _generation(
     """
     n_images = n_images or args.n_generate
     start = time.perf_counter()
-    gen = model.sample(sets=list(held), adata=adata, n_images=n_images, seed=0, **sample_kw)
-    per_s = gen.n_obs / (time.perf_counter() - start)
-    classes = list(weights.columns)
-    rng = np.random.default_rng(0)
-    rows = []
-    for s in held:
-        fake = gen.obsm["X_image"][np.asarray(gen.obs["set"] == s)]
-        real = adata.obsm["X_image"][np.asarray(adata.obs["set"] == s)]
-        pred = classifier.predict(fake.reshape(len(fake), -1))
-        rows.append(score_generated(fake, real, pred, weights.loc[s], classes, basis, rng))
-    out = pd.DataFrame(rows).mean().round(4).to_dict()
+    scores = score_sets(model, adata, held, weights, classifier, basis, n_images, **sample_kw)
+    per_s = n_images * len(held) / (time.perf_counter() - start)
+    out = scores.drop(columns="absent-class share").mean().round(4).to_dict()
     out["sinkhorn ratio to floor"] = round(out["sinkhorn generated"] / out["sinkhorn floor"], 2)
     out["sample_images_per_s"] = round(per_s, 1)
     out["images per set"] = n_images
