@@ -321,3 +321,67 @@ def test_fashion_mnist_real_files():
         assert images.shape == (n, 28, 28) and images.dtype == np.uint8
         np.testing.assert_array_equal(np.bincount(labels), np.full(10, n // 10))
         assert 0 < images.mean() < 255
+
+
+def test_guidance_scores_rank_by_divergence_from_real_images():
+    from gde.image._guidance import score_guidance
+
+    rng = np.random.default_rng(0)
+    real = {s: rng.random((40, 6, 6)).astype(np.float32) for s in ("a", "b")}
+
+    def sample(names, n, seed, scale, interval):  # the further from 2, the noisier
+        noise = np.random.default_rng(seed)
+        return [
+            real[s][:n] + abs(scale - 2.0) * noise.normal(size=real[s][:n].shape) for s in names
+        ]
+
+    scores = score_guidance(sample, real, [(1.0, None), (2.0, (0.25, 0.75)), (3.5, None)], 20, 0)
+    assert list(scores.index) == ["none", "2 over (0.25, 0.75)", "3.5 throughout"]
+    assert scores["sinkhorn"].idxmin() == "2 over (0.25, 0.75)"
+    assert scores.loc["3.5 throughout", "sinkhorn"] > scores.loc["none", "sinkhorn"]
+
+
+def test_tune_guidance_sets_the_samplers_default_and_is_saved(trained_image, tmp_path):
+    model, full = trained_image
+    model.save(tmp_path / "m")
+    tuned = ImageGDEModel.load(tmp_path / "m", adata=model.adata)
+    assert tuned.guidance_ is None
+    held = list(full.obs.loc[full.obs["split"] != "train", "set"].unique()[:2])
+    candidates = [(1.0, None), (2.0, (0.25, 0.75)), (3.0, None)]
+    scores = tuned.tune_guidance(held, adata=full, candidates=candidates, n_images=4, n_steps=5)
+    assert list(scores.index) == ["none", "2 over (0.25, 0.75)", "3 throughout"]
+    assert (scores["sinkhorn"] >= 0).all() and scores["sinkhorn"].nunique() == 3
+    best = scores["sinkhorn"].idxmin()
+    assert scores["chosen"].sum() == 1 and scores.loc[best, "chosen"]
+    chosen = (scores.loc[best, "guidance_scale"], scores.loc[best, "guidance_interval"])
+    assert tuned.guidance_ == chosen
+    z = tuned.get_distribution_embeddings(full, key_added=None).iloc[:2]
+    kw = {"embeddings": z, "n_images": 2, "n_steps": 3, "seed": 0}
+    by_default = tuned.sample(**kw).obsm["X_image"]
+    explicit = tuned.sample(guidance_scale=chosen[0], guidance_interval=chosen[1], **kw)
+    np.testing.assert_array_equal(by_default, explicit.obsm["X_image"])
+    assert len(tuned.validation_sets_) > 0  # by default it compares on these
+    again = tuned.tune_guidance(candidates=[(1.0, None), (2.0, None)], n_images=2, n_steps=3)
+    pick = again.loc[again["chosen"]].iloc[0]
+    assert tuned.guidance_ == (pick["guidance_scale"], pick["guidance_interval"])
+    tuned.guidance_ = chosen
+    tuned.save(tmp_path / "t")
+    assert ImageGDEModel.load(tmp_path / "t", adata=model.adata).guidance_ == chosen
+    assert model.guidance_ is None  # the model it was loaded from keeps the default
+
+
+def test_tune_guidance_bad_input(trained_image):
+    model, full = trained_image
+    held = list(full.obs.loc[full.obs["split"] != "train", "set"].unique()[:1])
+    with pytest.raises(ValueError, match="guidance candidate"):
+        model.tune_guidance(held, adata=full, candidates=[(2.0,)])
+    with pytest.raises(ValueError, match="scale >= 1"):
+        model.tune_guidance(held, adata=full, candidates=[(0.5, None)])
+    with pytest.raises(ValueError, match="Sets not found"):
+        model.tune_guidance(["no such set"], adata=full)
+    with pytest.raises(ValueError, match="'auto'"):
+        model.sample(n_images=1, guidance_interval="middle")
+    untuned = ImageGDEModel(model.adata, **SMALL)
+    with pytest.raises(ValueError, match="no validation sets"):
+        untuned.tune_guidance()
+    assert model.guidance_ is None
