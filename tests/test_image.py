@@ -377,6 +377,8 @@ def test_tune_guidance_bad_input(trained_image):
         model.tune_guidance(held, adata=full, candidates=[(2.0,)])
     with pytest.raises(ValueError, match="scale >= 1"):
         model.tune_guidance(held, adata=full, candidates=[(0.5, None)])
+    with pytest.raises(ValueError, match="0 <= start < end <= 1"):  # before any sampling
+        model.tune_guidance(held, adata=full, candidates=[(1.0, None), (2.0, (0.8, 0.2))])
     with pytest.raises(ValueError, match="Sets not found"):
         model.tune_guidance(["no such set"], adata=full)
     with pytest.raises(ValueError, match="'auto'"):

@@ -48,10 +48,13 @@ def check_candidates(candidates) -> list[tuple[float, tuple[float, float] | None
                 f"Each guidance candidate is (guidance_scale, guidance_interval), e.g. "
                 f"(2.0, (0.25, 0.75)) or (2.0, None); got {c!r}."
             ) from None
-        if scale < 1.0 or (interval is not None and len(interval) != 2):
+        bad_interval = interval is not None and (
+            len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0
+        )
+        if scale < 1.0 or bad_interval:
             raise ValueError(
-                f"A guidance candidate has a scale >= 1 and an interval (start, end) or "
-                f"None; got {c!r}."
+                f"A guidance candidate has a scale >= 1 and an interval (start, end) with "
+                f"0 <= start < end <= 1, or None; got {c!r}."
             )
         out.append((scale, interval))
     if not out:
