@@ -35,19 +35,21 @@ import torch
 from default_training import command, write_results
 from images import DATA, _kept, _train, load_sets, model_folder, readers, score_sets
 
+from gde.image._guidance import describe
+
 # (scale, interval): interval None is the whole diffusion time
-SETTINGS = {
-    "none": (1.0, None),
-    "2 over (0.25, 0.75)": (2.0, (0.25, 0.75)),
-    "3 over (0.25, 0.75)": (3.0, (0.25, 0.75)),
-    "1.5 throughout": (1.5, None),
-    "2 throughout": (2.0, None),
-    "3 throughout": (3.0, None),
-    "2 over (0, 0.75)": (2.0, (0.0, 0.75)),
-    "3 over (0, 0.75)": (3.0, (0.0, 0.75)),
-    "1.5 over (0.25, 1)": (1.5, (0.25, 1.0)),
-    "2 over (0.25, 1)": (2.0, (0.25, 1.0)),
-}
+SETTINGS = [
+    (1.0, None),
+    (2.0, (0.25, 0.75)),
+    (3.0, (0.25, 0.75)),
+    (1.5, None),
+    (2.0, None),
+    (3.0, None),
+    (2.0, (0.0, 0.75)),
+    (3.0, (0.0, 0.75)),
+    (1.5, (0.25, 1.0)),
+    (2.0, (0.25, 1.0)),
+]
 
 
 def read_generated(model, adata, sets, weights, classifier, basis, n, **sample_kw) -> dict:
@@ -71,7 +73,8 @@ def screen(name: str, args, sets_every: int) -> dict:
     model, fit, _ = _train(adata[is_train].copy(), max_steps, saved)
     n = 20 if args.quick else args.n_images
     rows = {}
-    for label, (scale, interval) in SETTINGS.items():
+    for scale, interval in SETTINGS:
+        label = describe(scale, interval)
         rows[label] = _kept(
             saved,
             f"guidance screen, {label}, {len(held)} sets x {n}",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from gde._anndata_utils import group_cells_by_set
 from gde._pca import pca, project
 from gde.metrics import sinkhorn_divergence
 
@@ -48,14 +49,8 @@ def check_candidates(candidates) -> list[tuple[float, tuple[float, float] | None
                 f"Each guidance candidate is (guidance_scale, guidance_interval), e.g. "
                 f"(2.0, (0.25, 0.75)) or (2.0, None); got {c!r}."
             ) from None
-        bad_interval = interval is not None and (
-            len(interval) != 2 or not 0.0 <= interval[0] < interval[1] <= 1.0
-        )
-        if scale < 1.0 or bad_interval:
-            raise ValueError(
-                f"A guidance candidate has a scale >= 1 and an interval (start, end) with "
-                f"0 <= start < end <= 1, or None; got {c!r}."
-            )
+        if scale < 1.0:
+            raise ValueError(f"A guidance candidate has a scale >= 1; got {c!r}.")
         out.append((scale, interval))
     if not out:
         raise ValueError("No guidance candidates given: pass at least one (scale, interval).")
@@ -141,6 +136,8 @@ def guidance_scores(
 ) -> pd.DataFrame:
     """:meth:`gde.image.ImageGDEModel.tune_guidance` without setting ``guidance_``."""
     candidates = check_candidates(candidates)
+    for scale, interval in candidates:  # the sampler's own checks, before any sampling
+        model._sampler_kwargs(n_steps, scale, interval)
     src = model.adata if adata is None else adata
     if sets is None:
         sets = [] if model.validation_sets_ is None else list(model.validation_sets_)
@@ -152,19 +149,19 @@ def guidance_scores(
                 "are not in the training data)."
             )
     model._validate_anndata(src)
-    labels = np.asarray(src.obs[model.set_key].astype(str))
-    missing = [s for s in sets if s not in set(labels)]
+    rows = group_cells_by_set(src.obs[model.set_key])
+    missing = [s for s in sets if s not in rows]
     if missing:
         raise ValueError(f"Sets not found in adata.obs[{model.set_key!r}]: {missing[:5]}.")
-    real = {s: src.obsm[model.image_key][labels == s] for s in sets}
+    real = {s: src.obsm[model.image_key][rows[s]] for s in sets}
 
     def sample(names, n, draw_seed, scale, interval):
         out = model.sample(
             names, n_images=n, adata=src, seed=draw_seed, n_steps=n_steps,
             guidance_scale=scale, guidance_interval=interval, batch_size=batch_size,
         )  # fmt: skip
-        column = np.asarray(out.obs[model.set_key].astype(str))
-        return [out.obsm[model.image_key][column == s] for s in names]
+        generated = group_cells_by_set(out.obs[model.set_key])
+        return [out.obsm[model.image_key][generated[s]] for s in names]
 
     scores = score_guidance(sample, real, candidates, n_images, seed)
     scores["chosen"] = scores.index == scores["sinkhorn"].idxmin()
