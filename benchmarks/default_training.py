@@ -93,6 +93,17 @@ def train_default(
     return info, start_emb
 
 
+def device_name() -> str:
+    """The device a benchmark runs on, for its results file: the GPU, or the CPU's threads."""
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name()}"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
 def command(script: str, argv=None) -> str:
     """The command line that reproduces a run, for its results file.
 

@@ -36,14 +36,12 @@ from the set and the error among the set's own classes. Sinkhorn divergence as i
 from __future__ import annotations
 
 import argparse
-import platform
 import warnings
 
 import numpy as np
 import pandas as pd
 import scvi
-import torch
-from default_training import command, write_results
+from default_training import command, device_name, write_results
 from images import DATA, _train, load_sets, model_folder, readers, results_name, score_sets
 
 import gde
@@ -136,7 +134,7 @@ def main(argv=None) -> None:
         )
     rows[f"generated, training sets, {label}"] = _read(model, adata, seen, *common)
     results = {
-        "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "platform": device_name(),
         "command": command("benchmarks/image_decoder_checks.py", argv),
         "fit": fit,
         "data": args.data,

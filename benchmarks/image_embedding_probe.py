@@ -28,14 +28,13 @@ Writes ``benchmarks/results/image_embedding_probe.{json,md}`` (Fashion-MNIST:
 from __future__ import annotations
 
 import argparse
-import platform
 import warnings
 
 import numpy as np
 import pandas as pd
 import scvi
 import torch
-from default_training import command, write_results
+from default_training import command, device_name, write_results
 from images import DATA, _train, load_sets, model_folder, readers, results_name
 from sklearn.linear_model import LogisticRegression, RidgeCV
 
@@ -116,7 +115,7 @@ def main(argv=None) -> None:
         "both (the encoder's input)": _accuracy(feats, labels, is_train),
     }
     results = {
-        "platform": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "platform": device_name(),
         "command": command("benchmarks/image_embedding_probe.py", argv),
         "data": args.data,
         "steps": fit["steps"],
