@@ -56,6 +56,34 @@ def test_batch_w2_solvers_agree():
         batch_w2_squared(x, y, "greedy")
 
 
+def test_exact_w2_takes_mixed_precision_clouds():
+    # under bf16 mixed precision the encoder's codes are bfloat16, their targets float32
+    torch.manual_seed(0)
+    x, y = torch.randn(3, 40, 4), torch.randn(3, 40, 4) + 1
+    mixed = exact_w2_squared(x.bfloat16(), y)
+    assert mixed.dtype == torch.bfloat16
+    torch.testing.assert_close(
+        mixed.float(), exact_w2_squared(x.bfloat16().float(), y), rtol=0.01, atol=0
+    )
+
+
+def test_transport_cost_hands_the_solver_contiguous_float64(monkeypatch):
+    # older POT releases refuse strided weights (a column of a table, a pandas row)
+    from gde import _ot
+
+    seen, solver = [], ot.emd2
+
+    def emd2(a, b, cost, **kw):
+        seen.extend(v.flags["C_CONTIGUOUS"] and v.dtype == np.float64 for v in (a, b, cost))
+        return solver(a, b, cost, **kw)
+
+    monkeypatch.setattr(_ot.ot, "emd2", emd2)
+    weights = np.array([[0.5, 0.2], [0.5, 0.8]], dtype=np.float32)
+    cost = np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert _ot.transport_cost(cost[:, ::-1].T, weights[:, 0], weights[:, 1]) == pytest.approx(0.3)
+    assert seen == [True, True, True]
+
+
 def _gmm(rng, k, d):
     w = rng.dirichlet(np.ones(k))
     m = rng.uniform(0, 5, (k, d))

@@ -58,13 +58,14 @@ def transport_cost(cost: np.ndarray, weights_x=None, weights_y=None) -> float:
     Uniform masses by default: then, for ``n == m``, an optimal assignment (the same
     value, faster); otherwise the network simplex.
     """
-    cost = np.asarray(cost, dtype=np.float64)
+    # C-contiguous float64: POT's network simplex refuses strided arrays (before 0.9.7)
+    cost = np.ascontiguousarray(cost, dtype=np.float64)
     if weights_x is None and weights_y is None and cost.shape[0] == cost.shape[1]:
         rows, cols = linear_sum_assignment(cost)
         value = cost[rows, cols].mean()
     else:
-        a = [] if weights_x is None else np.asarray(weights_x, dtype=np.float64)
-        b = [] if weights_y is None else np.asarray(weights_y, dtype=np.float64)
+        a = [] if weights_x is None else np.ascontiguousarray(weights_x, dtype=np.float64)
+        b = [] if weights_y is None else np.ascontiguousarray(weights_y, dtype=np.float64)
         value = ot.emd2(a, b, cost, numItermax=_MAX_ITER)
     return max(float(value), 0.0)
 

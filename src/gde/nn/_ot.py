@@ -28,7 +28,8 @@ def exact_w2_squared(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     -------
     ``(B,)`` W2², squared data units, on ``x``'s device.
     """
-    costs = squared_distances(x.detach(), y.detach()).double().cpu().numpy()
+    # in float64, which autocast leaves alone: under mixed precision x and y can differ
+    costs = squared_distances(x.detach().double(), y.detach().double()).cpu().numpy()
     out = [transport_cost(c) for c in costs]
     return torch.as_tensor(np.asarray(out), dtype=x.dtype, device=x.device)
 
