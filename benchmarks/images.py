@@ -156,8 +156,20 @@ def _tuned(model, saved: Path | None) -> dict:
     return _kept(saved, "guidance", tune)
 
 
+def class_reading(pred, weight: pd.Series, classes) -> dict:
+    """Proportion L1 and absent-class share of the classes ``pred`` read in one set's images.
+
+    ``weight``: the set's true class weights; the absent-class share is the fraction of
+    images read as a class the set does not hold.
+    """
+    return {
+        "proportion L1": gde.metrics.class_proportion_error(pred, weight, classes),
+        "absent-class share": float(np.mean(~np.isin(pred, weight.index[weight > 0]))),
+    }
+
+
 def score_generated(fake, real, pred, weight, classes, basis, rng) -> dict:
-    """One set's generated images ``fake``: class-proportion L1 and Sinkhorn to real half B.
+    """One set's generated images ``fake``: :func:`class_reading` and Sinkhorn to real half B.
 
     ``pred``: the classes a classifier reads in ``fake``; ``weight``: the set's true
     class weights. The real images are split at random (``rng``) into halves A and B;
@@ -168,7 +180,7 @@ def score_generated(fake, real, pred, weight, classes, basis, rng) -> dict:
     m = min(len(a), len(b), len(fake))
     feats = [project(x[:m].reshape(m, -1), *basis) for x in (fake, a, b)]
     return {
-        "proportion L1": gde.metrics.class_proportion_error(pred, weight, classes),
+        **class_reading(pred, weight, classes),
         "sinkhorn generated": gde.metrics.sinkhorn_divergence(feats[0], feats[2]),
         "sinkhorn floor": gde.metrics.sinkhorn_divergence(feats[1], feats[2]),
     }
@@ -177,8 +189,7 @@ def score_generated(fake, real, pred, weight, classes, basis, rng) -> dict:
 def score_sets(model, adata, sets, weights, classifier, basis, n, **sample_kw) -> pd.DataFrame:
     """``n`` images generated from each set's embedding (seed 0), scored: one row per set.
 
-    The columns of :func:`score_generated`, and the absent-class share: images read as
-    a class the set does not hold.
+    The columns of :func:`score_generated`.
     """
     gen = model.sample(sets=list(sets), adata=adata, n_images=n, seed=0, **sample_kw)
     classes = list(weights.columns)
@@ -189,9 +200,7 @@ def score_sets(model, adata, sets, weights, classifier, basis, n, **sample_kw) -
         real = adata.obsm["X_image"][np.asarray(adata.obs["set"] == s)]
         pred = classifier.predict(fake.reshape(len(fake), -1))
         w = weights.loc[s]
-        row = score_generated(fake, real, pred, w, classes, basis, rng)
-        row["absent-class share"] = float(np.mean(~np.isin(pred, w.index[w > 0])))
-        rows.append(row)
+        rows.append(score_generated(fake, real, pred, w, classes, basis, rng))
     return pd.DataFrame(rows, index=list(sets))
 
 
