@@ -42,15 +42,15 @@ import numpy as np
 import pandas as pd
 import scvi
 from default_training import command, device_name, write_results
-from images import (
+from image_sets import (
     DATA,
-    _train,
     class_reading,
     load_sets,
     model_folder,
     readers,
     results_name,
     score_sets,
+    train_or_load,
 )
 
 import gde
@@ -100,7 +100,9 @@ def main(argv=None) -> None:
     seen = list(split.index[split == "train"][: len(all_held)])[:: args.sets_every]
     is_train = np.asarray(adata.obs["split"] == "train")
     _, classifier, basis = readers(adata, is_train)
-    model, fit, _ = _train(adata[is_train].copy(), max_steps, model_folder(args.models, args.data))
+    model, fit, _ = train_or_load(
+        adata[is_train].copy(), max_steps, model_folder(args.models, args.data)
+    )
     # the checks read the untuned default sampler, also of a kept model that images.py tuned
     model.guidance_ = None
     mask = np.isin(truth.index, all_held)

@@ -35,7 +35,7 @@ import pandas as pd
 import scvi
 import torch
 from default_training import command, device_name, write_results
-from images import DATA, _train, load_sets, model_folder, readers, results_name
+from image_sets import DATA, load_sets, model_folder, readers, results_name, train_or_load
 from sklearn.linear_model import LogisticRegression, RidgeCV
 
 import gde
@@ -73,7 +73,7 @@ def main(argv=None) -> None:
     train_sets, held = split.index[split == "train"], split.index[split == "held_out"]
     is_train = np.asarray(adata.obs["split"] == "train")
     saved = model_folder(args.models, args.data)
-    model, fit, start = _train(
+    model, fit, start = train_or_load(
         adata[is_train].copy(), 20 if args.quick else None, saved, untrained=adata
     )
     pixels, classifier, _ = readers(adata, is_train)

@@ -33,7 +33,7 @@ import numpy as np
 import scvi
 import torch
 from default_training import command, write_results
-from images import DATA, _kept, _train, load_sets, model_folder, readers, score_sets
+from image_sets import DATA, kept, load_sets, model_folder, readers, score_sets, train_or_load
 
 from gde.image._guidance import describe
 
@@ -70,12 +70,12 @@ def screen(name: str, args, sets_every: int) -> dict:
     _, classifier, basis = readers(adata, is_train)
     max_steps = 20 if args.quick else None
     saved = model_folder(args.models, name)
-    model, fit, _ = _train(adata[is_train].copy(), max_steps, saved)
+    model, fit, _ = train_or_load(adata[is_train].copy(), max_steps, saved)
     n = 20 if args.quick else args.n_images
     rows = {}
     for scale, interval in SETTINGS:
         label = describe(scale, interval)
-        rows[label] = _kept(
+        rows[label] = kept(
             saved,
             f"guidance screen, {label}, {len(held)} sets x {n}",
             lambda s=scale, i=interval: read_generated(
